@@ -1,0 +1,120 @@
+"""The one place that answers "may this user do X here?".
+
+Permissions come only from assignments in force now (the rule of time), held directly or
+through a group, at the scope asked about or above it. Views and services ask here;
+templates read the answers. The `require_*` helpers audit the denial and raise.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from assignments.catalog import Perm
+from assignments.models import ROOT_PATH, Assignment, Role, Scope
+from audit import log as audit_log
+
+
+@dataclass
+class Grants:
+    """The portal permissions one user holds, each with the scope path where it holds."""
+
+    user: object
+    pairs: list[tuple[str, str]] = field(default_factory=list)
+
+    def has(self, permission: str, scope: Scope | str | None = None) -> bool:
+        path = ROOT_PATH if scope is None else getattr(scope, "path", scope)
+        return any(perm == permission and path.startswith(where) for perm, where in self.pairs)
+
+    def has_anywhere(self, permission: str) -> bool:
+        return any(perm == permission for perm, _ in self.pairs)
+
+    def top_paths(self, permission: str) -> list[str]:
+        """The highest scopes where the permission holds (none nested in another)."""
+        paths = sorted({where for perm, where in self.pairs if perm == permission}, key=len)
+        top: list[str] = []
+        for path in paths:
+            if not any(path.startswith(kept) for kept in top):
+                top.append(path)
+        return top
+
+    # Questions the pages ask.
+    def can_view_directory(self) -> bool:
+        return self.has(Perm.VIEW_DIRECTORY)
+
+    def can_manage_directory(self) -> bool:
+        return self.has(Perm.MANAGE_DIRECTORY)
+
+    def can_view_scope(self, scope: Scope) -> bool:
+        return self.has(Perm.VIEW_RESOURCES, scope)
+
+    def can_manage_scope(self, scope: Scope) -> bool:
+        return self.has(Perm.MANAGE_RESOURCES, scope)
+
+    def can_view_resources(self) -> bool:
+        return self.has_anywhere(Perm.VIEW_RESOURCES)
+
+    def can_view_role(self, role: Role, scope: Scope | None = None) -> bool:
+        if role.is_directory_role:
+            return self.can_view_directory()
+        return self.has(Perm.VIEW_RESOURCES, scope)
+
+    def can_manage_role(self, role: Role, scope: Scope | None = None) -> bool:
+        if role.is_directory_role:
+            return self.can_manage_directory()
+        return self.has(Perm.MANAGE_RESOURCES, scope)
+
+
+def grants_for(user, at: datetime | None = None) -> Grants:
+    """One query: the permissions of every role the user holds in force at `at`."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return Grants(user=user)
+    rows = (
+        Assignment.objects.in_force(at)
+        .for_user(user)
+        .values_list("role__permissions", "scope__path")
+    )
+    pairs = [(perm, path) for permissions, path in rows for perm in (permissions or [])]
+    return Grants(user=user, pairs=pairs)
+
+
+def deny(user, *, what: str, target=None, not_found: bool = False):
+    """Audit a refused action and raise 403 (or 404 where the object itself is private)."""
+    audit_log.record(
+        action="pim.security.forbidden",
+        actor=user if getattr(user, "is_authenticated", False) else None,
+        target=target,
+        message=what,
+    )
+    if not_found:
+        raise Http404(what)
+    raise PermissionDenied(what)
+
+
+def require_view_directory(user, grants: Grants | None = None) -> Grants:
+    grants = grants or grants_for(user)
+    if not grants.can_view_directory():
+        deny(user, what="view directory roles")
+    return grants
+
+
+def require_view_scope(user, scope: Scope, grants: Grants | None = None) -> Grants:
+    grants = grants or grants_for(user)
+    if not grants.can_view_scope(scope):
+        deny(user, what=f"view scope {scope.path}", target=scope, not_found=True)
+    return grants
+
+
+def require_view_role(user, role: Role, scope: Scope | None, grants: Grants | None = None):
+    grants = grants or grants_for(user)
+    if not grants.can_view_role(role, scope):
+        deny(user, what=f"view {role} at {scope.path if scope else '/'}", target=role)
+    return grants
+
+
+def require_manage_role(user, role: Role, scope: Scope | None, grants: Grants | None = None):
+    grants = grants or grants_for(user)
+    if not grants.can_manage_role(role, scope):
+        deny(user, what=f"manage {role} at {scope.path if scope else '/'}", target=role)
+    return grants

@@ -1,0 +1,117 @@
+import getpass
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.utils import timezone
+
+from assignments.catalog import PRIVILEGED_ROLE_ADMINISTRATOR, SECURITY_ADMINISTRATOR
+from assignments.models import (
+    Assignment,
+    AssignmentKind,
+    RequestAction,
+    RequestStatus,
+    Role,
+    RoleRequest,
+    Scope,
+)
+from audit import log as audit_log
+
+BOOTSTRAP_ROLES = [PRIVILEGED_ROLE_ADMINISTRATOR, SECURITY_ADMINISTRATOR]
+
+
+class Command(BaseCommand):
+    help = (
+        "First-run wizard: make a user a permanent active Privileged Role Administrator and "
+        "Security Administrator at the directory root, so someone can manage the portal."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--username", help="The user to create or take.")
+        parser.add_argument("--email", default="")
+        parser.add_argument("--password", help="Password for a new user (asked if omitted).")
+        parser.add_argument(
+            "--again", action="store_true", help="Run even though the portal was bootstrapped."
+        )
+        parser.add_argument("--noinput", action="store_true", help="Never prompt.")
+
+    def handle(self, *args, username=None, email="", password=None, again=False, **options):
+        interactive = not options["noinput"]
+        already = Assignment.objects.filter(
+            role__name=PRIVILEGED_ROLE_ADMINISTRATOR,
+            created_by__isnull=True,
+            ticket_system="bootstrap",
+        ).exists()
+        if already and not again:
+            raise CommandError(
+                "This portal has been bootstrapped already. Use --again to bootstrap another user."
+            )
+        if not username:
+            if not interactive:
+                raise CommandError("--username is required with --noinput.")
+            username = input("Username: ").strip()
+        if not username:
+            raise CommandError("A username is required.")
+        User = get_user_model()
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            if password is None:
+                if not interactive:
+                    raise CommandError("--password is required to create a user with --noinput.")
+                password = getpass.getpass("Password for the new user: ")
+            if not password:
+                raise CommandError("A password is required for a new user.")
+        now = timezone.now()
+        root = Scope.objects.root()
+        with transaction.atomic():
+            if user is None:
+                user = User.objects.create_user(username=username, email=email, password=password)
+                self.stdout.write(f"Created user {username}.")
+            for name in BOOTSTRAP_ROLES:
+                role = Role.objects.get(name=name)
+                exists = (
+                    Assignment.objects.in_force(now)
+                    .filter(
+                        principal_user=user, role=role, kind=AssignmentKind.ACTIVE, end__isnull=True
+                    )
+                    .exists()
+                )
+                if exists:
+                    continue
+                assignment = Assignment.objects.create(
+                    principal_user=user,
+                    role=role,
+                    scope=root,
+                    kind=AssignmentKind.ACTIVE,
+                    start=now,
+                    end=None,
+                    justification="Bootstrap of a new installation",
+                    ticket_system="bootstrap",
+                    start_processed_at=now,
+                )
+                request = RoleRequest.objects.create(
+                    action=RequestAction.ADMIN_ASSIGN,
+                    status=RequestStatus.PROVISIONED,
+                    principal_user=user,
+                    role=role,
+                    scope=root,
+                    kind=AssignmentKind.ACTIVE,
+                    start=now,
+                    justification="Bootstrap of a new installation",
+                    result_assignment=assignment,
+                    completed_at=now,
+                )
+                audit_log.record(
+                    action="pim.bootstrap",
+                    target=assignment,
+                    principal=str(user),
+                    role=role.name,
+                    scope=root.path,
+                    role_request_id=request.pk,
+                    after=assignment.snapshot(),
+                )
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{user.username} is now a permanent active {' and '.join(BOOTSTRAP_ROLES)}."
+            )
+        )

@@ -1,0 +1,556 @@
+"""Scopes, roles, role settings, assignments and requests.
+
+Whether an assignment is in force is a function of the clock (`start <= now < end`), never of
+a status column: see DESIGN.md, the one rule of time.
+"""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+
+MINIMUM_DURATION = timedelta(minutes=5)
+
+
+class ScopeKind(models.TextChoices):
+    ROOT = "root", "Directory"
+    MANAGEMENT_GROUP = "management_group", "Management group"
+    SUBSCRIPTION = "subscription", "Subscription"
+    RESOURCE_GROUP = "resource_group", "Resource group"
+    RESOURCE = "resource", "Resource"
+
+
+PATH_SEGMENTS = {
+    ScopeKind.MANAGEMENT_GROUP: "managementGroups",
+    ScopeKind.SUBSCRIPTION: "subscriptions",
+    ScopeKind.RESOURCE_GROUP: "resourceGroups",
+    ScopeKind.RESOURCE: "resources",
+}
+
+# Which kinds of scope may sit below which.
+ALLOWED_CHILDREN = {
+    ScopeKind.ROOT: {ScopeKind.MANAGEMENT_GROUP, ScopeKind.SUBSCRIPTION},
+    ScopeKind.MANAGEMENT_GROUP: {ScopeKind.MANAGEMENT_GROUP, ScopeKind.SUBSCRIPTION},
+    ScopeKind.SUBSCRIPTION: {ScopeKind.RESOURCE_GROUP},
+    ScopeKind.RESOURCE_GROUP: {ScopeKind.RESOURCE},
+    ScopeKind.RESOURCE: set(),
+}
+
+ROOT_PATH = "/"
+
+
+def ancestor_paths(path: str) -> list[str]:
+    """'/subscriptions/s1/resourceGroups/rg1/' → ['/', '/subscriptions/s1/', '/subscriptions/…']."""
+    segments = [segment for segment in path.strip("/").split("/") if segment]
+    paths = [ROOT_PATH]
+    for end in range(2, len(segments) + 1, 2):
+        paths.append("/" + "/".join(segments[:end]) + "/")
+    return paths
+
+
+class ScopeQuerySet(models.QuerySet):
+    def root(self) -> "Scope":
+        return self.get(path=ROOT_PATH)
+
+    def at_or_below(self, scope: "Scope"):
+        return self.filter(path__startswith=scope.path)
+
+    def at_or_above(self, scope: "Scope"):
+        return self.filter(path__in=ancestor_paths(scope.path))
+
+
+class Scope(models.Model):
+    """A node of the resource tree. A role held at a scope holds at every scope below it."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100)
+    kind = models.CharField(max_length=20, choices=ScopeKind.choices)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
+    path = models.CharField(max_length=1000, unique=True, editable=False)
+    depth = models.PositiveSmallIntegerField(default=0, editable=False)
+
+    objects = ScopeQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["path"]
+        indexes = [
+            models.Index(
+                fields=["path"], name="scope_path_prefix", opclasses=["varchar_pattern_ops"]
+            )
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind=ScopeKind.ROOT, parent__isnull=True)
+                | (~Q(kind=ScopeKind.ROOT) & Q(parent__isnull=False)),
+                name="scope_only_root_has_no_parent",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name if self.is_root else f"{self.get_kind_display()} {self.name}"
+
+    def save(self, *args, **kwargs):
+        self.path = self.build_path()
+        self.depth = 0 if self.is_root else self.parent.depth + 1
+        super().save(*args, **kwargs)
+
+    @property
+    def is_root(self) -> bool:
+        return self.kind == ScopeKind.ROOT
+
+    def build_path(self) -> str:
+        if self.kind == ScopeKind.ROOT:
+            return ROOT_PATH
+        return f"{self.parent.path}{PATH_SEGMENTS[self.kind]}/{self.slug}/"
+
+    def ancestor_paths(self) -> list[str]:
+        return ancestor_paths(self.path)
+
+    def ancestors(self):
+        """This scope and every scope above it, root first."""
+        return Scope.objects.at_or_above(self).order_by("depth")
+
+    def is_at_or_below(self, other: "Scope") -> bool:
+        return self.path.startswith(other.path)
+
+
+class RoleKind(models.TextChoices):
+    DIRECTORY = "directory", "Directory role"
+    RESOURCE = "resource", "Resource role"
+
+
+class Role(models.Model):
+    """A role definition and the portal permissions it grants where it is held."""
+
+    name = models.CharField(max_length=150, unique=True)
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=20, choices=RoleKind.choices)
+    permissions = models.JSONField(default=list, blank=True)
+    is_builtin = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["kind", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_directory_role(self) -> bool:
+        return self.kind == RoleKind.DIRECTORY
+
+
+class NotificationEvent(models.TextChoices):
+    ELIGIBLE_ASSIGNED = "eligible_assigned", "Role assignment made eligible"
+    ACTIVE_ASSIGNED = "active_assigned", "Role assignment made active"
+    ACTIVATED = "activated", "Eligible member activates the role"
+
+
+class RecipientKind(models.TextChoices):
+    ADMIN = "admin", "Role assignment alert (administrators)"
+    ASSIGNEE = "assignee", "Notification to the assigned user (assignee / requester)"
+    APPROVER = "approver", "Request to approve (approvers)"
+
+
+def default_notifications() -> dict:
+    """Every event × recipient kind: on, default recipients on, no extra addresses."""
+    return {
+        event.value: {
+            kind.value: {
+                "enabled": True,
+                "default_recipients": True,
+                "additional": [],
+                "critical_only": False,
+            }
+            for kind in RecipientKind
+        }
+        for event in NotificationEvent
+    }
+
+
+class RolePolicyQuerySet(models.QuerySet):
+    def effective_for(self, role: Role, scope: "Scope | None" = None) -> "RolePolicy":
+        """The most specific settings along the scope's ancestry, else the role's own."""
+        candidates = self.filter(role=role).select_related("scope", "role")
+        if scope is not None and not role.is_directory_role:
+            candidates = candidates.filter(
+                Q(scope__isnull=True) | Q(scope__path__in=ancestor_paths(scope.path))
+            )
+        else:
+            candidates = candidates.filter(scope__isnull=True)
+        best = None
+        for policy in candidates:
+            depth = -1 if policy.scope_id is None else policy.scope.depth
+            if best is None or depth > best[0]:
+                best = (depth, policy)
+        if best is None:
+            return RolePolicy(role=role)  # unsaved defaults: a role always has settings
+        return best[1]
+
+
+class RolePolicy(models.Model):
+    """The settings of a role, optionally overridden at a scope (and every scope below it)."""
+
+    role = models.ForeignKey(Role, on_delete=models.CASCADE, related_name="policies")
+    scope = models.ForeignKey(
+        Scope, null=True, blank=True, on_delete=models.CASCADE, related_name="policies"
+    )
+    # Activation
+    activation_max_duration = models.DurationField(default=timedelta(hours=8))
+    require_mfa_on_activation = models.BooleanField(default=True)
+    require_justification_on_activation = models.BooleanField(default=True)
+    require_ticket_on_activation = models.BooleanField(default=False)
+    require_approval = models.BooleanField(default=False)
+    approvals_required = models.PositiveSmallIntegerField(default=1)
+    approval_window = models.DurationField(default=timedelta(hours=24))
+    # Assignment
+    allow_permanent_eligible = models.BooleanField(default=False)
+    eligible_expire_after_days = models.PositiveIntegerField(default=365)
+    allow_permanent_active = models.BooleanField(default=False)
+    active_expire_after_days = models.PositiveIntegerField(default=180)
+    require_mfa_on_active_assignment = models.BooleanField(default=False)
+    require_justification_on_active_assignment = models.BooleanField(default=True)
+    # Notification
+    notifications = models.JSONField(default=default_notifications)
+
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = RolePolicyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "role policies"
+        permissions = [("approve_rolepolicy", "Approve activation requests for this role")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["role"], condition=Q(scope__isnull=True), name="one_policy_per_role"
+            ),
+            models.UniqueConstraint(
+                fields=["role", "scope"],
+                condition=Q(scope__isnull=False),
+                name="one_policy_per_role_and_scope",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        where = f" at {self.scope.path}" if self.scope_id else ""
+        return f"Settings of {self.role}{where}"
+
+    def max_assignment_duration(self, kind: str) -> timedelta | None:
+        """None when permanent assignments of that kind are allowed."""
+        if kind == AssignmentKind.ELIGIBLE:
+            if self.allow_permanent_eligible:
+                return None
+            return timedelta(days=self.eligible_expire_after_days)
+        if self.allow_permanent_active:
+            return None
+        return timedelta(days=self.active_expire_after_days)
+
+    def allows_permanent(self, kind: str) -> bool:
+        if kind == AssignmentKind.ELIGIBLE:
+            return self.allow_permanent_eligible
+        return self.allow_permanent_active
+
+    def notification(self, event: str, recipient: str) -> dict:
+        defaults = default_notifications()[event][recipient]
+        return {**defaults, **(self.notifications or {}).get(event, {}).get(recipient, {})}
+
+
+class RolePolicyUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(RolePolicy, on_delete=models.CASCADE)
+
+
+class RolePolicyGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(RolePolicy, on_delete=models.CASCADE)
+
+
+class AssignmentKind(models.TextChoices):
+    ELIGIBLE = "eligible", "Eligible"
+    ACTIVE = "active", "Active"
+
+
+class PrincipalMixin(models.Model):
+    """A principal is a user or a group: exactly one of the two."""
+
+    principal_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    principal_group = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+
+    class Meta:
+        abstract = True
+
+    @property
+    def principal(self):
+        return self.principal_user if self.principal_user_id else self.principal_group
+
+    @property
+    def principal_type(self) -> str:
+        return "User" if self.principal_user_id else "Group"
+
+    @property
+    def principal_name(self) -> str:
+        return str(self.principal)
+
+    def set_principal(self, principal) -> None:
+        if isinstance(principal, Group):
+            self.principal_user, self.principal_group = None, principal
+        else:
+            self.principal_user, self.principal_group = principal, None
+
+
+def _one_principal(prefix: str) -> models.CheckConstraint:
+    return models.CheckConstraint(
+        condition=(Q(principal_user__isnull=False) & Q(principal_group__isnull=True))
+        | (Q(principal_user__isnull=True) & Q(principal_group__isnull=False)),
+        name=f"{prefix}_exactly_one_principal",
+    )
+
+
+class AssignmentQuerySet(models.QuerySet):
+    def in_force(self, at: datetime | None = None):
+        """In force at `at` (now): start <= at < end, end NULL meaning permanent."""
+        at = at or timezone.now()
+        return self.filter(Q(end__isnull=True) | Q(end__gt=at), start__lte=at)
+
+    def not_ended(self, at: datetime | None = None):
+        """In force now or starting later."""
+        at = at or timezone.now()
+        return self.filter(Q(end__isnull=True) | Q(end__gt=at))
+
+    def upcoming(self, at: datetime | None = None):
+        return self.filter(start__gt=at or timezone.now())
+
+    def ended(self, at: datetime | None = None):
+        return self.filter(end__lte=at or timezone.now())
+
+    def eligible(self):
+        return self.filter(kind=AssignmentKind.ELIGIBLE)
+
+    def active(self):
+        return self.filter(kind=AssignmentKind.ACTIVE)
+
+    def for_user(self, user):
+        """Held by the user directly or through any group the user belongs to."""
+        return self.filter(
+            Q(principal_user=user)
+            | Q(principal_group__in=Group.objects.filter(user=user).values("pk"))
+        )
+
+    def at_or_above(self, scope: Scope):
+        return self.filter(scope__path__in=ancestor_paths(scope.path))
+
+    def at_or_below(self, scope: Scope):
+        return self.filter(scope__path__startswith=scope.path)
+
+    def with_related(self):
+        return self.select_related(
+            "principal_user", "principal_group", "role", "scope", "created_by", "activated_from"
+        )
+
+
+class Assignment(PrincipalMixin):
+    """A principal holds a role at a scope, eligible or active, from start until end."""
+
+    role = models.ForeignKey(Role, on_delete=models.PROTECT, related_name="assignments")
+    scope = models.ForeignKey(Scope, on_delete=models.PROTECT, related_name="assignments")
+    kind = models.CharField(max_length=10, choices=AssignmentKind.choices)
+    start = models.DateTimeField(db_index=True)
+    end = models.DateTimeField(null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    justification = models.TextField(blank=True)
+    ticket_number = models.CharField(max_length=100, blank=True)
+    ticket_system = models.CharField(max_length=100, blank=True)
+    activated_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="activations"
+    )
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Bookkeeping of the side effects of time (tasks); never read for access decisions.
+    start_processed_at = models.DateTimeField(null=True, blank=True)
+    end_processed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = AssignmentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-start"]
+        constraints = [
+            _one_principal("assignment"),
+            models.CheckConstraint(
+                condition=Q(end__isnull=True) | Q(end__gte=models.F("start")),
+                name="assignment_end_not_before_start",
+            ),
+        ]
+        indexes = [models.Index(fields=["role", "kind"]), models.Index(fields=["scope", "kind"])]
+
+    def __str__(self) -> str:
+        kind = self.get_kind_display().lower()
+        return f"{self.principal_name}: {self.role} ({kind}) at {self.scope}"
+
+    def is_in_force(self, at: datetime | None = None) -> bool:
+        at = at or timezone.now()
+        return self.start <= at and (self.end is None or at < self.end)
+
+    def has_ended(self, at: datetime | None = None) -> bool:
+        return self.end is not None and self.end <= (at or timezone.now())
+
+    def is_upcoming(self, at: datetime | None = None) -> bool:
+        return self.start > (at or timezone.now())
+
+    @property
+    def is_permanent(self) -> bool:
+        return self.end is None
+
+    def snapshot(self) -> dict:
+        """What the audit log records of an assignment."""
+        return {
+            "principal": self.principal_name,
+            "principal_type": self.principal_type,
+            "role": self.role.name,
+            "scope": self.scope.path,
+            "kind": self.kind,
+            "start": self.start,
+            "end": self.end,
+            "justification": self.justification,
+            "ticket_number": self.ticket_number,
+            "ticket_system": self.ticket_system,
+        }
+
+
+class AssignmentReminder(models.Model):
+    """A reminder mail sent for an assignment's end: sent once per (end, days before)."""
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="reminders")
+    for_end = models.DateTimeField()
+    days_before = models.PositiveSmallIntegerField()
+    sent_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["assignment", "for_end", "days_before"], name="one_reminder_per_end"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.days_before}-day reminder for assignment {self.assignment_id}"
+
+
+class RequestAction(models.TextChoices):
+    ADMIN_ASSIGN = "admin_assign", "Assign (administrator)"
+    ADMIN_REMOVE = "admin_remove", "Remove (administrator)"
+    ADMIN_UPDATE = "admin_update", "Update (administrator)"
+    ADMIN_EXTEND = "admin_extend", "Extend (administrator)"
+    ADMIN_RENEW = "admin_renew", "Renew (administrator)"
+    SELF_ACTIVATE = "self_activate", "Activate"
+    SELF_DEACTIVATE = "self_deactivate", "Deactivate"
+    SELF_EXTEND = "self_extend", "Extend"
+    SELF_RENEW = "self_renew", "Renew"
+
+
+class RequestStatus(models.TextChoices):
+    PENDING_APPROVAL = "pending_approval", "Pending approval"
+    SCHEDULED = "scheduled", "Scheduled"
+    PROVISIONED = "provisioned", "Provisioned"
+    DENIED = "denied", "Denied"
+    CANCELED = "canceled", "Canceled"
+    EXPIRED = "expired", "Expired"
+    REVOKED = "revoked", "Revoked"
+    FAILED = "failed", "Failed"
+
+
+OPEN_STATUSES = [RequestStatus.PENDING_APPROVAL, RequestStatus.SCHEDULED]
+
+
+class RoleRequestQuerySet(models.QuerySet):
+    def pending(self):
+        return self.filter(status=RequestStatus.PENDING_APPROVAL)
+
+    def open(self):
+        return self.filter(status__in=OPEN_STATUSES)
+
+    def with_related(self):
+        return self.select_related(
+            "principal_user",
+            "principal_group",
+            "role",
+            "scope",
+            "requested_by",
+            "target_assignment",
+            "result_assignment",
+        )
+
+
+class RoleRequest(PrincipalMixin):
+    """Every change to assignments is a request, with a Graph-style action and status."""
+
+    action = models.CharField(max_length=20, choices=RequestAction.choices)
+    status = models.CharField(max_length=20, choices=RequestStatus.choices, db_index=True)
+    role = models.ForeignKey(Role, on_delete=models.PROTECT, related_name="requests")
+    scope = models.ForeignKey(Scope, on_delete=models.PROTECT, related_name="requests")
+    kind = models.CharField(max_length=10, choices=AssignmentKind.choices)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    start = models.DateTimeField(null=True, blank=True)
+    end = models.DateTimeField(null=True, blank=True)
+    duration = models.DurationField(null=True, blank=True)
+    justification = models.TextField(blank=True)
+    ticket_number = models.CharField(max_length=100, blank=True)
+    ticket_system = models.CharField(max_length=100, blank=True)
+    target_assignment = models.ForeignKey(
+        Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="requests"
+    )
+    result_assignment = models.ForeignKey(
+        Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approvals_required = models.PositiveSmallIntegerField(default=0)
+    approval_deadline = models.DateTimeField(null=True, blank=True, db_index=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    completed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status_note = models.TextField(blank=True)
+
+    objects = RoleRequestQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            _one_principal("rolerequest"),
+            models.UniqueConstraint(
+                fields=["principal_user", "role", "scope", "kind"],
+                condition=Q(status="pending_approval", principal_user__isnull=False),
+                name="one_pending_request_per_user_role_scope",
+            ),
+            models.UniqueConstraint(
+                fields=["principal_group", "role", "scope", "kind"],
+                condition=Q(status="pending_approval", principal_group__isnull=False),
+                name="one_pending_request_per_group_role_scope",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.role} for {self.principal_name}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    @property
+    def is_self_service(self) -> bool:
+        return self.action.startswith("self_")

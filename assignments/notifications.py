@@ -1,0 +1,100 @@
+"""Who is told of what, per the role's notification settings. Sent after commit."""
+
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+from django.urls import reverse
+
+from assignments.catalog import Perm
+from assignments.models import (
+    Assignment,
+    AssignmentKind,
+    NotificationEvent,
+    RecipientKind,
+    Role,
+    RolePolicy,
+    Scope,
+)
+from pim_portal.mail import absolute_url, send_templated_mail
+
+
+def is_critical(role: Role) -> bool:
+    """Roles that can hand out privilege: the 'critical only' notification setting's roles."""
+    return bool({Perm.MANAGE_DIRECTORY, Perm.MANAGE_RESOURCES} & set(role.permissions or []))
+
+
+def role_administrators(role: Role, scope: Scope):
+    """Users who may manage the role's assignments at the scope, through in-force roles."""
+    permission = Perm.MANAGE_DIRECTORY if role.is_directory_role else Perm.MANAGE_RESOURCES
+    managing_roles = [r.pk for r in Role.objects.all() if permission in (r.permissions or [])]
+    holders = Assignment.objects.in_force().filter(role__in=managing_roles)
+    if not role.is_directory_role:
+        holders = holders.at_or_above(scope)
+    user_ids = holders.filter(principal_user__isnull=False).values("principal_user")
+    group_ids = holders.filter(principal_group__isnull=False).values("principal_group")
+    return (
+        get_user_model()
+        .objects.filter(Q(pk__in=user_ids) | Q(groups__in=group_ids), is_active=True)
+        .distinct()
+    )
+
+
+def principal_addresses(principal) -> list[str]:
+    if principal is None:
+        return []
+    if hasattr(principal, "email"):
+        return [principal.email] if principal.email else []
+    return [u.email for u in principal.user_set.filter(is_active=True) if u.email]
+
+
+def approver_users(policy: RolePolicy):
+    """Users named as approvers of the policy, directly or through a group."""
+    User = get_user_model()
+    if policy.pk is None:
+        return User.objects.none()
+    return User.objects.filter(
+        Q(rolepolicyuserobjectpermission__content_object=policy)
+        | Q(groups__rolepolicygroupobjectpermission__content_object=policy),
+        is_active=True,
+    ).distinct()
+
+
+def recipients(policy: RolePolicy, event: str, kind: str, default: list[str]) -> list[str]:
+    setting = policy.notification(event, kind)
+    if not setting["enabled"]:
+        return []
+    if setting["critical_only"] and not is_critical(policy.role):
+        return []
+    addresses = list(default) if setting["default_recipients"] else []
+    return addresses + list(setting.get("additional") or [])
+
+
+def notify_assigned(assignment_id: int) -> int:
+    """An administrator made someone eligible or active: tell admins and the assignee."""
+    assignment = Assignment.objects.with_related().filter(pk=assignment_id).first()
+    if assignment is None:
+        return 0
+    policy = RolePolicy.objects.effective_for(assignment.role, assignment.scope)
+    event = (
+        NotificationEvent.ELIGIBLE_ASSIGNED
+        if assignment.kind == AssignmentKind.ELIGIBLE
+        else NotificationEvent.ACTIVE_ASSIGNED
+    )
+    context = {
+        "assignment": assignment,
+        "link": absolute_url(reverse("assignments:my_roles")),
+        "admin_link": absolute_url(reverse("assignments:role_detail", args=[assignment.role_id])),
+    }
+    admins = [u.email for u in role_administrators(assignment.role, assignment.scope) if u.email]
+    sent = send_templated_mail(
+        template="assignments/mail/assigned_admin",
+        recipients=recipients(policy, event, RecipientKind.ADMIN, admins),
+        context=context,
+    )
+    sent += send_templated_mail(
+        template="assignments/mail/assigned_assignee",
+        recipients=recipients(
+            policy, event, RecipientKind.ASSIGNEE, principal_addresses(assignment.principal)
+        ),
+        context=context,
+    )
+    return sent

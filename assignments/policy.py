@@ -1,0 +1,87 @@
+"""Checking an assignment or an activation against the effective role settings.
+
+Each function returns the list of every rule broken, each as a sentence a person can act on.
+"""
+
+from datetime import datetime, timedelta
+
+from assignments.models import MINIMUM_DURATION, AssignmentKind, RolePolicy
+from pim_portal.templatetags.pim import duration_words
+
+# A start this far in the past is taken as "now" (the form took a moment to fill in).
+START_TOLERANCE = timedelta(minutes=5)
+MAX_ACTIVATION_LEAD = timedelta(days=30)
+
+
+def assignment_problems(
+    *,
+    policy: RolePolicy,
+    kind: str,
+    start: datetime,
+    end: datetime | None,
+    justification: str,
+    now: datetime,
+) -> list[str]:
+    problems = []
+    kind_label = "eligible" if kind == AssignmentKind.ELIGIBLE else "active"
+    if start < now - START_TOLERANCE:
+        problems.append("The start cannot be in the past.")
+    if end is None:
+        if not policy.allows_permanent(kind):
+            limit = policy.max_assignment_duration(kind)
+            problems.append(
+                f"Permanent {kind_label} assignments are not allowed for {policy.role}: "
+                f"set an end at most {duration_words(limit)} after the start."
+            )
+    else:
+        length = end - max(start, now)
+        limit = policy.max_assignment_duration(kind)
+        if end <= start:
+            problems.append("The end must be after the start.")
+        elif length < MINIMUM_DURATION:
+            problems.append("An assignment must last at least 5 minutes.")
+        elif limit is not None and end - start > limit:
+            problems.append(
+                f"The settings of {policy.role} allow {kind_label} assignments of at most "
+                f"{duration_words(limit)}."
+            )
+    if (
+        kind == AssignmentKind.ACTIVE
+        and policy.require_justification_on_active_assignment
+        and not justification.strip()
+    ):
+        problems.append(f"A justification is required for active assignments of {policy.role}.")
+    return problems
+
+
+def activation_problems(
+    *,
+    policy: RolePolicy,
+    start: datetime,
+    duration: timedelta,
+    justification: str,
+    ticket_number: str,
+    ticket_system: str,
+    now: datetime,
+) -> list[str]:
+    problems = []
+    if start < now - START_TOLERANCE:
+        problems.append("The start cannot be in the past.")
+    elif start > now + MAX_ACTIVATION_LEAD:
+        problems.append("The start can be at most 30 days ahead.")
+    if duration < MINIMUM_DURATION:
+        problems.append("An activation must last at least 5 minutes.")
+    elif duration > policy.activation_max_duration:
+        problems.append(
+            f"The settings of {policy.role} allow activations of at most "
+            f"{duration_words(policy.activation_max_duration)}."
+        )
+    if policy.require_justification_on_activation and not justification.strip():
+        problems.append(f"A justification is required to activate {policy.role}.")
+    if policy.require_ticket_on_activation and not (
+        ticket_number.strip() and ticket_system.strip()
+    ):
+        problems.append(
+            f"A ticket number and ticket system are required to activate {policy.role}."
+        )
+    return problems

@@ -1,0 +1,584 @@
+"""Every change to role assignments and role settings: one function per use case.
+
+Each runs in one transaction, writes its audit event in it, and leaves mail and task
+queueing to `transaction.on_commit`. Authorization is checked before the transaction opens, so
+a refusal is audited even though nothing else is written.
+"""
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from assignments import authz
+from assignments.catalog import GLOBAL_ADMINISTRATOR
+from assignments.models import (
+    Assignment,
+    AssignmentKind,
+    RequestAction,
+    RequestStatus,
+    Role,
+    RolePolicy,
+    RolePolicyGroupObjectPermission,
+    RolePolicyUserObjectPermission,
+    RoleRequest,
+    Scope,
+)
+from assignments.policy import START_TOLERANCE, assignment_problems
+from audit import log as audit_log
+
+APPROVE_PERMISSION = "approve_rolepolicy"
+
+
+def _effective_scope(role: Role, scope: Scope | None) -> Scope:
+    """Directory roles are always held at the directory root."""
+    if role.is_directory_role or scope is None:
+        return Scope.objects.root()
+    return scope
+
+
+def _normalise_start(start: datetime | None, now: datetime) -> datetime:
+    if start is None or (now - START_TOLERANCE <= start < now):
+        return now
+    return start
+
+
+def _on_commit_schedule(assignment_id: int, *, notify: bool) -> None:
+    def run():
+        from assignments import notifications, tasks
+
+        tasks.schedule_assignment_tasks(assignment_id)
+        if notify:
+            notifications.notify_assigned(assignment_id)
+
+    transaction.on_commit(run)
+
+
+def _record(action: str, *, actor, assignment: Assignment, request: RoleRequest | None, **kw):
+    return audit_log.record(
+        action=action,
+        actor=actor,
+        target=assignment,
+        principal=assignment.principal_name,
+        role=assignment.role.name,
+        scope=assignment.scope.path,
+        role_request_id=request.pk if request else None,
+        **kw,
+    )
+
+
+def assignment_create(
+    *,
+    actor,
+    principals: Iterable,
+    role: Role,
+    scope: Scope | None,
+    kind: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    justification: str = "",
+    ticket_number: str = "",
+    ticket_system: str = "",
+    mfa_verified: bool = False,
+    notify: bool = True,
+) -> list[RoleRequest]:
+    """An administrator makes principals eligible for, or active in, a role at a scope.
+
+    Refused as a whole, with every rule broken, when the effective settings forbid it or a
+    principal already holds the same role of the same kind at that scope.
+    """
+    scope = _effective_scope(role, scope)
+    authz.require_manage_role(actor, role, scope)
+    principals = list(principals)
+    now = timezone.now()
+    start = _normalise_start(start, now)
+    policy = RolePolicy.objects.effective_for(role, scope)
+    problems = assignment_problems(
+        policy=policy, kind=kind, start=start, end=end, justification=justification, now=now
+    )
+    if (
+        kind == AssignmentKind.ACTIVE
+        and policy.require_mfa_on_active_assignment
+        and not mfa_verified
+    ):
+        problems.append(f"Active assignments of {role} require you to confirm with an MFA code.")
+    if not principals:
+        problems.append("Choose at least one user or group.")
+    holding = (
+        Assignment.objects.not_ended(now)
+        .filter(role=role, scope=scope, kind=kind)
+        .filter(
+            Q(principal_user__in=[p for p in principals if not isinstance(p, Group)])
+            | Q(principal_group__in=[p for p in principals if isinstance(p, Group)])
+        )
+        .select_related("principal_user", "principal_group")
+    )
+    for existing in holding:
+        problems.append(
+            f"{existing.principal_name} already has an {kind} assignment of {role} at {scope}."
+        )
+    if problems:
+        raise ValidationError(problems)
+
+    requests = []
+    with transaction.atomic():
+        for principal in principals:
+            assignment = Assignment(
+                role=role,
+                scope=scope,
+                kind=kind,
+                start=start,
+                end=end,
+                created_by=actor,
+                justification=justification,
+                ticket_number=ticket_number,
+                ticket_system=ticket_system,
+            )
+            assignment.set_principal(principal)
+            assignment.save()
+            request = RoleRequest(
+                action=RequestAction.ADMIN_ASSIGN,
+                status=RequestStatus.PROVISIONED if start <= now else RequestStatus.SCHEDULED,
+                role=role,
+                scope=scope,
+                kind=kind,
+                requested_by=actor,
+                start=start,
+                end=end,
+                justification=justification,
+                ticket_number=ticket_number,
+                ticket_system=ticket_system,
+                result_assignment=assignment,
+                completed_at=now,
+                completed_by=actor,
+            )
+            request.set_principal(principal)
+            request.save()
+            _record(
+                "pim.assignment.created",
+                actor=actor,
+                assignment=assignment,
+                request=request,
+                after=assignment.snapshot(),
+            )
+            _on_commit_schedule(assignment.pk, notify=notify)
+            requests.append(request)
+    return requests
+
+
+def _lock(assignment: Assignment) -> Assignment:
+    return Assignment.objects.select_for_update().with_related().get(pk=assignment.pk)
+
+
+def _admin_request(action: str, *, actor, assignment: Assignment, **fields) -> RoleRequest:
+    now = timezone.now()
+    request = RoleRequest(
+        action=action,
+        status=RequestStatus.PROVISIONED,
+        role=assignment.role,
+        scope=assignment.scope,
+        kind=assignment.kind,
+        requested_by=actor,
+        target_assignment=assignment,
+        completed_at=now,
+        completed_by=actor,
+        **fields,
+    )
+    request.set_principal(assignment.principal)
+    request.save()
+    return request
+
+
+def _refuse_removing_last_global_admin(assignment: Assignment, now: datetime) -> None:
+    if assignment.role.name != GLOBAL_ADMINISTRATOR or assignment.kind != AssignmentKind.ACTIVE:
+        return
+    if not assignment.is_in_force(now):
+        return
+    others = (
+        Assignment.objects.in_force(now)
+        .active()
+        .filter(role=assignment.role)
+        .exclude(pk=assignment.pk)
+        .filter(
+            Q(principal_user__is_active=True)
+            | Q(principal_group__user__is_active=True, principal_group__isnull=False)
+        )
+    )
+    if not others.exists():
+        raise ValidationError(
+            f"{assignment.principal_name} holds the last active Global Administrator "
+            "assignment: assign another Global Administrator before removing this one."
+        )
+
+
+def assignment_remove(*, actor, assignment: Assignment, justification: str = "") -> Assignment:
+    """End an assignment now (or cancel one not started). Its activations end with it."""
+    authz.require_manage_role(actor, assignment.role, assignment.scope)
+    now = timezone.now()
+    with transaction.atomic():
+        assignment = _lock(assignment)
+        if assignment.has_ended(now):
+            raise ValidationError("This assignment has already ended.")
+        _refuse_removing_last_global_admin(assignment, now)
+        before = assignment.snapshot()
+        assignment.end = max(now, assignment.start)
+        assignment.ended_by = actor
+        assignment.save(update_fields=["end", "ended_by"])
+        request = _admin_request(
+            RequestAction.ADMIN_REMOVE,
+            actor=actor,
+            assignment=assignment,
+            end=assignment.end,
+            justification=justification,
+        )
+        _record(
+            "pim.assignment.removed",
+            actor=actor,
+            assignment=assignment,
+            request=request,
+            before=before,
+            after=assignment.snapshot(),
+            message=justification,
+        )
+        for activation in Assignment.objects.not_ended(now).filter(activated_from=assignment):
+            activation_before = activation.snapshot()
+            activation.end = max(now, activation.start)
+            activation.ended_by = actor
+            activation.save(update_fields=["end", "ended_by"])
+            _record(
+                "pim.assignment.removed",
+                actor=actor,
+                assignment=activation,
+                request=request,
+                before=activation_before,
+                after=activation.snapshot(),
+                message="The eligible assignment it was activated from was removed.",
+            )
+    return assignment
+
+
+def assignment_update(
+    *,
+    actor,
+    assignment: Assignment,
+    start: datetime | None,
+    end: datetime | None,
+    justification: str = "",
+) -> Assignment:
+    """Change the start and end of an assignment that has not ended, within the settings."""
+    authz.require_manage_role(actor, assignment.role, assignment.scope)
+    now = timezone.now()
+    with transaction.atomic():
+        assignment = _lock(assignment)
+        if assignment.has_ended(now):
+            raise ValidationError("This assignment has ended: renew it instead.")
+        new_start = assignment.start if assignment.start <= now else _normalise_start(start, now)
+        if start is not None and assignment.start <= now and start != assignment.start:
+            # An assignment already in force keeps its start; only the end can move.
+            new_start = assignment.start
+        policy = RolePolicy.objects.effective_for(assignment.role, assignment.scope)
+        problems = assignment_problems(
+            policy=policy,
+            kind=assignment.kind,
+            start=max(new_start, now),
+            end=end,
+            justification=justification or assignment.justification,
+            now=now,
+        )
+        if end is not None and end <= now:
+            problems.append("The end must be in the future: remove the assignment to end it now.")
+        if problems:
+            raise ValidationError(list(dict.fromkeys(problems)))
+        if end is not None and end < (assignment.end or end):
+            _refuse_removing_last_global_admin(assignment, now)
+        before = assignment.snapshot()
+        assignment.start, assignment.end = new_start, end
+        if justification:
+            assignment.justification = justification
+        assignment.end_processed_at = None
+        assignment.save(update_fields=["start", "end", "justification", "end_processed_at"])
+        request = _admin_request(
+            RequestAction.ADMIN_UPDATE,
+            actor=actor,
+            assignment=assignment,
+            start=new_start,
+            end=end,
+            justification=justification,
+        )
+        _record(
+            "pim.assignment.updated",
+            actor=actor,
+            assignment=assignment,
+            request=request,
+            before=before,
+            after=assignment.snapshot(),
+        )
+        _on_commit_schedule(assignment.pk, notify=False)
+    return assignment
+
+
+def assignment_extend(
+    *, actor, assignment: Assignment, end: datetime | None, justification: str = ""
+) -> Assignment:
+    """Move the end of an assignment that has not ended later (admin extend)."""
+    authz.require_manage_role(actor, assignment.role, assignment.scope)
+    now = timezone.now()
+    with transaction.atomic():
+        assignment = _lock(assignment)
+        if assignment.has_ended(now):
+            raise ValidationError("This assignment has ended: renew it instead.")
+        if assignment.end is None:
+            raise ValidationError("This assignment is permanent: there is nothing to extend.")
+        if end is not None and end <= assignment.end:
+            raise ValidationError("The new end must be later than the current end.")
+        policy = RolePolicy.objects.effective_for(assignment.role, assignment.scope)
+        problems = assignment_problems(
+            policy=policy,
+            kind=assignment.kind,
+            start=now,
+            end=end,
+            justification=justification or assignment.justification,
+            now=now,
+        )
+        if problems:
+            raise ValidationError(problems)
+        before = assignment.snapshot()
+        assignment.end = end
+        assignment.end_processed_at = None
+        assignment.save(update_fields=["end", "end_processed_at"])
+        request = _admin_request(
+            RequestAction.ADMIN_EXTEND,
+            actor=actor,
+            assignment=assignment,
+            end=end,
+            justification=justification,
+        )
+        _record(
+            "pim.assignment.extended",
+            actor=actor,
+            assignment=assignment,
+            request=request,
+            before=before,
+            after=assignment.snapshot(),
+            message=justification,
+        )
+        _on_commit_schedule(assignment.pk, notify=False)
+    return assignment
+
+
+def assignment_renew(
+    *,
+    actor,
+    assignment: Assignment,
+    start: datetime | None,
+    end: datetime | None,
+    justification: str = "",
+) -> Assignment:
+    """Give an ended assignment's principal the same role again, as a new assignment."""
+    authz.require_manage_role(actor, assignment.role, assignment.scope)
+    now = timezone.now()
+    if not assignment.has_ended(now):
+        raise ValidationError("This assignment has not ended: extend it instead.")
+    start = _normalise_start(start, now)
+    policy = RolePolicy.objects.effective_for(assignment.role, assignment.scope)
+    problems = assignment_problems(
+        policy=policy,
+        kind=assignment.kind,
+        start=start,
+        end=end,
+        justification=justification,
+        now=now,
+    )
+    already = (
+        Assignment.objects.not_ended(now)
+        .filter(role=assignment.role, scope=assignment.scope, kind=assignment.kind)
+        .filter(
+            principal_user_id=assignment.principal_user_id,
+            principal_group_id=assignment.principal_group_id,
+        )
+    )
+    if already.exists():
+        problems.append(f"{assignment.principal_name} already holds this role again.")
+    if problems:
+        raise ValidationError(problems)
+    with transaction.atomic():
+        renewed = Assignment(
+            role=assignment.role,
+            scope=assignment.scope,
+            kind=assignment.kind,
+            start=start,
+            end=end,
+            created_by=actor,
+            justification=justification,
+        )
+        renewed.set_principal(assignment.principal)
+        renewed.save()
+        request = _admin_request(
+            RequestAction.ADMIN_RENEW,
+            actor=actor,
+            assignment=assignment,
+            start=start,
+            end=end,
+            justification=justification,
+            result_assignment=renewed,
+        )
+        if start > now:
+            RoleRequest.objects.filter(pk=request.pk).update(status=RequestStatus.SCHEDULED)
+        _record(
+            "pim.assignment.renewed",
+            actor=actor,
+            assignment=renewed,
+            request=request,
+            before=assignment.snapshot(),
+            after=renewed.snapshot(),
+            message=justification,
+        )
+        _on_commit_schedule(renewed.pk, notify=True)
+    return renewed
+
+
+POLICY_FIELDS = [
+    "activation_max_duration",
+    "require_mfa_on_activation",
+    "require_justification_on_activation",
+    "require_ticket_on_activation",
+    "require_approval",
+    "approvals_required",
+    "approval_window",
+    "allow_permanent_eligible",
+    "eligible_expire_after_days",
+    "allow_permanent_active",
+    "active_expire_after_days",
+    "require_mfa_on_active_assignment",
+    "require_justification_on_active_assignment",
+    "notifications",
+]
+
+
+def policy_snapshot(policy: RolePolicy) -> dict:
+    data = {name: getattr(policy, name) for name in POLICY_FIELDS}
+    for name in ("activation_max_duration", "approval_window"):
+        data[name] = str(data[name])
+    users, groups = policy_approvers(policy)
+    data["approvers"] = sorted(
+        [f"user:{u.username}" for u in users] + [f"group:{g.name}" for g in groups]
+    )
+    return data
+
+
+def policy_approvers(policy: RolePolicy) -> tuple[list, list[Group]]:
+    """The users and groups named as approvers of these settings."""
+    from django.contrib.auth import get_user_model
+
+    if policy.pk is None:
+        return [], []
+    users = list(
+        get_user_model().objects.filter(
+            rolepolicyuserobjectpermission__content_object=policy,
+            rolepolicyuserobjectpermission__permission__codename=APPROVE_PERMISSION,
+        )
+    )
+    groups = list(
+        Group.objects.filter(
+            rolepolicygroupobjectpermission__content_object=policy,
+            rolepolicygroupobjectpermission__permission__codename=APPROVE_PERMISSION,
+        )
+    )
+    return users, groups
+
+
+def _set_approvers(policy: RolePolicy, users: Iterable, groups: Iterable[Group]) -> None:
+    from django.contrib.auth.models import Permission
+
+    permission = Permission.objects.get(
+        codename=APPROVE_PERMISSION, content_type__app_label="assignments"
+    )
+    RolePolicyUserObjectPermission.objects.filter(content_object=policy).delete()
+    RolePolicyGroupObjectPermission.objects.filter(content_object=policy).delete()
+    RolePolicyUserObjectPermission.objects.bulk_create(
+        RolePolicyUserObjectPermission(content_object=policy, user=u, permission=permission)
+        for u in users
+    )
+    RolePolicyGroupObjectPermission.objects.bulk_create(
+        RolePolicyGroupObjectPermission(content_object=policy, group=g, permission=permission)
+        for g in groups
+    )
+
+
+def policy_update(
+    *,
+    actor,
+    role: Role,
+    scope: Scope | None = None,
+    values: dict,
+    approver_users: Iterable = (),
+    approver_groups: Iterable[Group] = (),
+) -> RolePolicy:
+    """Save a role's settings (role-wide, or at a scope for a resource role) and its approvers.
+
+    Requiring approval of a resource role without naming approvers is refused; for a directory
+    role the in-force Privileged Role and Global Administrators approve when none are named.
+    """
+    if role.is_directory_role:
+        scope = None
+    authz.require_manage_role(actor, role, scope)
+    approver_users, approver_groups = list(approver_users), list(approver_groups)
+    needs_approvers = values.get("require_approval") and not role.is_directory_role
+    if needs_approvers and not approver_users and not approver_groups:
+        raise ValidationError(
+            "Name at least one approver: approval of a resource role needs approvers."
+        )
+    unknown = set(values) - set(POLICY_FIELDS)
+    if unknown:
+        raise ValueError(f"Unknown role settings: {sorted(unknown)}")
+    with transaction.atomic():
+        policy = RolePolicy.objects.select_for_update().filter(role=role, scope=scope).first()
+        created = policy is None
+        if created:
+            # A scope's own settings start from the ones it inherited.
+            inherited = RolePolicy.objects.effective_for(role, scope)
+            policy = RolePolicy(role=role, scope=scope)
+            for name in POLICY_FIELDS:
+                setattr(policy, name, getattr(inherited, name))
+        before = None if created else policy_snapshot(policy)
+        for name, value in values.items():
+            setattr(policy, name, value)
+        policy.updated_by = actor
+        policy.full_clean()
+        policy.save()
+        _set_approvers(policy, approver_users, approver_groups)
+        audit_log.record(
+            action="pim.policy.updated",
+            actor=actor,
+            target=policy,
+            role=role.name,
+            scope=scope.path if scope else "",
+            before=before,
+            after=policy_snapshot(policy),
+        )
+    return policy
+
+
+def policy_reset(*, actor, role: Role, scope: Scope) -> None:
+    """Drop a scope's own settings of a resource role: it inherits from above again."""
+    authz.require_manage_role(actor, role, scope)
+    with transaction.atomic():
+        policy = RolePolicy.objects.select_for_update().filter(role=role, scope=scope).first()
+        if policy is None:
+            return
+        before = policy_snapshot(policy)
+        audit_log.record(
+            action="pim.policy.updated",
+            actor=actor,
+            target=policy,
+            role=role.name,
+            scope=scope.path,
+            before=before,
+            after=None,
+            message="Settings at this scope removed; inherited settings apply.",
+        )
+        policy.delete()

@@ -1,0 +1,36 @@
+from django.urls import path
+
+from assignments.views import manage, my
+
+app_name = "assignments"
+
+urlpatterns = [
+    # Administrators: directory roles
+    path("roles/", manage.directory_roles, name="directory_roles"),
+    path("roles/<int:role_id>/", manage.role_detail, name="role_detail"),
+    path("roles/<int:role_id>/export.csv", manage.role_export, name="role_export"),
+    path("roles/<int:role_id>/settings/", manage.policy_edit, name="policy_edit"),
+    # Administrators: resources
+    path("resources/", manage.resources, name="resources"),
+    path("resources/<int:scope_id>/", manage.scope_detail, name="scope_detail"),
+    path("resources/<int:scope_id>/export.csv", manage.scope_export, name="scope_export"),
+    path(
+        "resources/<int:scope_id>/roles/<int:role_id>/",
+        manage.scope_role_detail,
+        name="scope_role_detail",
+    ),
+    path(
+        "resources/<int:scope_id>/roles/<int:role_id>/settings/",
+        manage.scope_policy_edit,
+        name="scope_policy_edit",
+    ),
+    # Administrators: assignments
+    path("assignments/add/", manage.assignment_add, name="assignment_add"),
+    path("assignments/<int:pk>/update/", manage.assignment_update, name="assignment_update"),
+    path("assignments/<int:pk>/remove/", manage.assignment_remove, name="assignment_remove"),
+    path("assignments/<int:pk>/extend/", manage.assignment_extend, name="assignment_extend"),
+    path("assignments/<int:pk>/renew/", manage.assignment_renew, name="assignment_renew"),
+    # Everyone: my roles and requests
+    path("my/roles/", my.my_roles, name="my_roles"),
+    path("my/requests/", my.my_requests, name="my_requests"),
+]

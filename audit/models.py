@@ -1,0 +1,116 @@
+"""The audit log: append-only, hash-chained. Imports no other app; every app writes to it."""
+
+import hashlib
+import json
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+
+GENESIS_HASH = "0" * 64
+
+
+class AppendOnlyError(Exception):
+    """Raised when code tries to change or delete an audit event."""
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError("Audit events are never updated.")
+
+    def delete(self):
+        raise AppendOnlyError("Audit events are never deleted.")
+
+    def for_target(self, obj):
+        return self.filter(target_type=obj._meta.label_lower, target_id=str(obj.pk))
+
+
+class AuditEvent(models.Model):
+    """One thing that changed, or one sensitive read. Written in the same transaction as it."""
+
+    seq = models.PositiveBigIntegerField(unique=True, editable=False)
+    created_at = models.DateTimeField(db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
+    )
+    actor_name = models.CharField(max_length=200, blank=True)
+    action = models.CharField(max_length=100, db_index=True)
+    target_type = models.CharField(max_length=100, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    target_repr = models.CharField(max_length=300, blank=True)
+    principal = models.CharField(max_length=200, blank=True)
+    role = models.CharField(max_length=200, blank=True)
+    scope = models.CharField(max_length=500, blank=True)
+    role_request_id = models.PositiveBigIntegerField(null=True, blank=True, db_index=True)
+    http_request_id = models.CharField(max_length=36, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    before = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    after = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    message = models.TextField(blank=True)
+    prev_hash = models.CharField(max_length=64, editable=False)
+    hash = models.CharField(max_length=64, editable=False)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-seq"]
+        indexes = [models.Index(fields=["target_type", "target_id"])]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.action} by {self.actor_name or 'system'}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("Audit events are never updated.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("Audit events are never deleted.")
+
+    def canonical(self) -> str:
+        """The text the hash covers: every recorded field, in a fixed order."""
+        body = {
+            "seq": self.seq,
+            "created_at": self.created_at.isoformat(),
+            "actor_id": self.actor_id,
+            "actor_name": self.actor_name,
+            "action": self.action,
+            "target_type": self.target_type,
+            "target_id": self.target_id,
+            "target_repr": self.target_repr,
+            "principal": self.principal,
+            "role": self.role,
+            "scope": self.scope,
+            "role_request_id": self.role_request_id,
+            "http_request_id": self.http_request_id,
+            "ip": self.ip,
+            "before": self.before,
+            "after": self.after,
+            "message": self.message,
+        }
+        return json.dumps(body, sort_keys=True, cls=DjangoJSONEncoder, separators=(",", ":"))
+
+    def compute_hash(self) -> str:
+        return hashlib.sha256((self.prev_hash + self.canonical()).encode()).hexdigest()
+
+    @property
+    def display(self) -> str:
+        from audit.logdisplay import describe
+
+        return describe(self.action)
+
+
+class AuditChainHead(models.Model):
+    """A single row holding the chain's last link; locked to append in one order."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    seq = models.PositiveBigIntegerField(default=0)
+    hash = models.CharField(max_length=64, default=GENESIS_HASH)
+
+    def __str__(self) -> str:
+        return f"audit chain at #{self.seq}"

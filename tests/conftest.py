@@ -1,0 +1,98 @@
+"""Personas, the same everywhere: see tests/factories.py for the helpers."""
+
+import os
+
+import pytest
+from django.test import Client
+
+from assignments.models import AssignmentKind, ScopeKind
+from tests.factories import PASSWORD, assign, make_scope, make_user, root
+
+SQLITE = not os.environ.get("DATABASE_URL", "").startswith("postgres")
+
+
+def pytest_collection_modifyitems(config, items):
+    skip = pytest.mark.skip(
+        reason="needs real concurrent transactions: set DATABASE_URL to PostgreSQL"
+    )
+    for item in items:
+        if "postgres" in item.keywords and SQLITE:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _locmem_mail(settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.SECURE_SSL_REDIRECT = False
+
+
+@pytest.fixture
+def tree(db):
+    """Directory root › management group › subscription › resource group › resource."""
+    top = root()
+    mg = make_scope("Contoso", ScopeKind.MANAGEMENT_GROUP, top, slug="contoso")
+    sub = make_scope("Production", ScopeKind.SUBSCRIPTION, mg, slug="prod")
+    other_sub = make_scope("Sandbox", ScopeKind.SUBSCRIPTION, mg, slug="sandbox")
+    rg = make_scope("Web", ScopeKind.RESOURCE_GROUP, sub, slug="web")
+    vm = make_scope("web-vm-01", ScopeKind.RESOURCE, rg, slug="web-vm-01")
+    return {"root": top, "mg": mg, "sub": sub, "other_sub": other_sub, "rg": rg, "vm": vm}
+
+
+@pytest.fixture
+def outsider(db):
+    return make_user("oscar", display_name="Oscar Outsider")
+
+
+@pytest.fixture
+def eligible_user(db, tree):
+    """Erin: eligible for Privileged Role Administrator and for Contributor on Production."""
+    user = make_user("erin", display_name="Erin Eligible")
+    assign(user, "Privileged Role Administrator", kind=AssignmentKind.ELIGIBLE)
+    assign(user, "Contributor", scope=tree["sub"], kind=AssignmentKind.ELIGIBLE)
+    return user
+
+
+@pytest.fixture
+def approver(db):
+    return make_user("alex", display_name="Alex Approver")
+
+
+@pytest.fixture
+def pra(db):
+    """Pat: a permanent active Privileged Role Administrator at the directory root."""
+    user = make_user("pat", display_name="Pat Admin")
+    assign(user, "Privileged Role Administrator", permanent=True)
+    return user
+
+
+@pytest.fixture
+def global_admin(db):
+    user = make_user("gina", display_name="Gina Global")
+    assign(user, "Global Administrator", permanent=True)
+    return user
+
+
+@pytest.fixture
+def security_reader(db):
+    user = make_user("sam", display_name="Sam Reader")
+    assign(user, "Security Reader", permanent=True)
+    return user
+
+
+@pytest.fixture
+def resource_owner(db, tree):
+    """Olivia: active Owner of the Production subscription (and so everything below it)."""
+    user = make_user("olivia", display_name="Olivia Owner")
+    assign(user, "Owner", scope=tree["sub"], permanent=True)
+    return user
+
+
+def signed_in(user) -> Client:
+    client = Client()
+    assert client.login(username=user.username, password=PASSWORD)
+    return client
+
+
+@pytest.fixture
+def client_for():
+    return signed_in
