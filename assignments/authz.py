@@ -67,11 +67,15 @@ class Grants:
 
 
 def grants_for(user, at: datetime | None = None) -> Grants:
-    """One query: the permissions of every role the user holds in force at `at`."""
+    """One query: the permissions of every role the user holds active and in force at `at`.
+
+    Eligibility grants nothing until it is activated.
+    """
     if user is None or not user.is_authenticated or not user.is_active:
         return Grants(user=user)
     rows = (
         Assignment.objects.in_force(at)
+        .active()
         .for_user(user)
         .values_list("role__permissions", "scope__path")
     )

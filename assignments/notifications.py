@@ -26,7 +26,7 @@ def role_administrators(role: Role, scope: Scope):
     """Users who may manage the role's assignments at the scope, through in-force roles."""
     permission = Perm.MANAGE_DIRECTORY if role.is_directory_role else Perm.MANAGE_RESOURCES
     managing_roles = [r.pk for r in Role.objects.all() if permission in (r.permissions or [])]
-    holders = Assignment.objects.in_force().filter(role__in=managing_roles)
+    holders = Assignment.objects.in_force().active().filter(role__in=managing_roles)
     if not role.is_directory_role:
         holders = holders.at_or_above(scope)
     user_ids = holders.filter(principal_user__isnull=False).values("principal_user")
@@ -97,4 +97,41 @@ def notify_assigned(assignment_id: int) -> int:
         ),
         context=context,
     )
+    return sent
+
+
+def notify_activated(request_id: int) -> int:
+    """An eligible member activated (or asked to): tell admins, the requester and approvers."""
+    from assignments.models import RoleRequest
+
+    request = RoleRequest.objects.with_related().filter(pk=request_id).first()
+    if request is None:
+        return 0
+    policy = RolePolicy.objects.effective_for(request.role, request.scope)
+    event = NotificationEvent.ACTIVATED
+    context = {
+        "request": request,
+        "link": absolute_url(reverse("assignments:my_requests")),
+    }
+    admins = [u.email for u in role_administrators(request.role, request.scope) if u.email]
+    approvers = [u.email for u in approver_users(policy) if u.email]
+    sent = send_templated_mail(
+        template="assignments/mail/activated_admin",
+        recipients=recipients(policy, event, RecipientKind.ADMIN, admins),
+        context=context,
+    )
+    sent += send_templated_mail(
+        template="assignments/mail/activated_requester",
+        recipients=recipients(
+            policy, event, RecipientKind.ASSIGNEE, principal_addresses(request.requested_by)
+        ),
+        context=context,
+    )
+    if not policy.require_approval:
+        # When approval is required, the approvals app sends approvers the request to decide.
+        sent += send_templated_mail(
+            template="assignments/mail/activated_admin",
+            recipients=recipients(policy, event, RecipientKind.APPROVER, approvers),
+            context=context,
+        )
     return sent
