@@ -79,3 +79,26 @@ RESOURCE_ROLES = [
 GLOBAL_ADMINISTRATOR = "Global Administrator"
 PRIVILEGED_ROLE_ADMINISTRATOR = "Privileged Role Administrator"
 SECURITY_ADMINISTRATOR = "Security Administrator"
+
+
+def install_catalog(Scope, Role, RolePolicy) -> None:
+    """Create the directory root and every built-in role with its default settings.
+
+    Idempotent. Takes the model classes so the data migration can pass historical models.
+    """
+    Scope.objects.get_or_create(
+        path="/", defaults={"name": "Directory", "slug": "root", "kind": "root", "depth": 0}
+    )
+    for kind, catalog in (("directory", DIRECTORY_ROLES), ("resource", RESOURCE_ROLES)):
+        for name, description, permissions in catalog:
+            role, _ = Role.objects.update_or_create(
+                name=name,
+                defaults={
+                    "description": description,
+                    "kind": kind,
+                    "permissions": permissions,
+                    "is_builtin": True,
+                },
+            )
+            if not RolePolicy.objects.filter(role=role, scope__isnull=True).exists():
+                RolePolicy.objects.create(role=role, scope=None)

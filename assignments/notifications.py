@@ -38,6 +38,13 @@ def role_administrators(role: Role, scope: Scope):
     )
 
 
+def role_page(role: Role, scope: Scope) -> str:
+    """The page listing the role's members where an administrator of that scope can see it."""
+    if role.is_directory_role:
+        return reverse("assignments:role_detail", args=[role.pk])
+    return reverse("assignments:scope_role_detail", args=[scope.pk, role.pk])
+
+
 def principal_addresses(principal) -> list[str]:
     if principal is None:
         return []
@@ -82,7 +89,7 @@ def notify_assigned(assignment_id: int) -> int:
     context = {
         "assignment": assignment,
         "link": absolute_url(reverse("assignments:my_roles")),
-        "admin_link": absolute_url(reverse("assignments:role_detail", args=[assignment.role_id])),
+        "admin_link": absolute_url(role_page(assignment.role, assignment.scope)),
     }
     admins = [u.email for u in role_administrators(assignment.role, assignment.scope) if u.email]
     sent = send_templated_mail(
@@ -113,8 +120,15 @@ def notify_activated(request_id: int) -> int:
         "request": request,
         "link": absolute_url(reverse("assignments:my_requests")),
     }
-    admins = [u.email for u in role_administrators(request.role, request.scope) if u.email]
-    approvers = [u.email for u in approver_users(policy) if u.email]
+    # The requester is told once, as the requester, even when they hold an admin role now.
+    admins = [
+        u.email
+        for u in role_administrators(request.role, request.scope)
+        if u.email and u.pk != request.requested_by_id
+    ]
+    approvers = [
+        u.email for u in approver_users(policy) if u.email and u.pk != request.requested_by_id
+    ]
     sent = send_templated_mail(
         template="assignments/mail/activated_admin",
         recipients=recipients(policy, event, RecipientKind.ADMIN, admins),

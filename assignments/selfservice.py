@@ -135,6 +135,58 @@ def _open_activation(user, role, scope, now):
 # --- Activation ---------------------------------------------------------------------------
 
 
+@dataclass
+class _ActivationPlan:
+    eligible: Assignment
+    role: object
+    scope: Scope
+    policy: RolePolicy
+    start: datetime
+    duration: timedelta
+
+
+def _plan_activation(
+    *,
+    user,
+    eligible: Assignment,
+    scope: Scope | None,
+    start: datetime | None,
+    duration: timedelta | None,
+    justification: str,
+    ticket_number: str,
+    ticket_system: str,
+    now: datetime,
+) -> _ActivationPlan:
+    """Every rule an activation must pass before any MFA code is spent on it (or refusal)."""
+    eligible = get_own_eligible(user, eligible.pk)
+    role = eligible.role
+    if role.is_directory_role or scope is None:
+        scope = eligible.scope
+    if not scope.is_at_or_below(eligible.scope):
+        raise ValidationError(f"{scope} is not within your eligible scope {eligible.scope}.")
+    policy = RolePolicy.objects.effective_for(role, scope)
+    if start is None or (now - START_TOLERANCE <= start < now):
+        start = now
+    # A duration of zero is a mistake to report, not a request for the maximum.
+    duration = policy.activation_max_duration if duration is None else duration
+    problems = activation_problems(
+        policy=policy,
+        start=start,
+        duration=duration,
+        justification=justification,
+        ticket_number=ticket_number,
+        ticket_system=ticket_system,
+        now=now,
+    )
+    if eligible.end is not None and start >= eligible.end:
+        problems.append("Your eligibility ends before that start.")
+    if _open_activation(user, role, scope, now):
+        problems.append(f"{role} at {scope} is already active or requested for you.")
+    if problems:
+        raise ValidationError(problems)
+    return _ActivationPlan(eligible, role, scope, policy, start, duration)
+
+
 def request_activate(
     *,
     user,
@@ -155,18 +207,10 @@ def request_activate(
     active or pending at that scope.
     """
     now = timezone.now()
-    eligible = get_own_eligible(user, eligible.pk)
-    role = eligible.role
-    if role.is_directory_role or scope is None:
-        scope = eligible.scope
-    if not scope.is_at_or_below(eligible.scope):
-        raise ValidationError(f"{scope} is not within your eligible scope {eligible.scope}.")
-    policy = RolePolicy.objects.effective_for(role, scope)
-    if start is None or (now - START_TOLERANCE <= start < now):
-        start = now
-    duration = duration or policy.activation_max_duration
-    problems = activation_problems(
-        policy=policy,
+    plan = _plan_activation(
+        user=user,
+        eligible=eligible,
+        scope=scope,
         start=start,
         duration=duration,
         justification=justification,
@@ -174,12 +218,8 @@ def request_activate(
         ticket_system=ticket_system,
         now=now,
     )
-    if eligible.end is not None and start >= eligible.end:
-        problems.append("Your eligibility ends before that start.")
-    if _open_activation(user, role, scope, now):
-        problems.append(f"{role} at {scope} is already active or requested for you.")
-    if problems:
-        raise ValidationError(problems)
+    eligible, role, scope, policy = plan.eligible, plan.role, plan.scope, plan.policy
+    start, duration = plan.start, plan.duration
     if policy.require_mfa_on_activation and not mfa_verified:
         if not mfa.has_device(user):
             raise ValidationError(f"{role} requires MFA: set up an authenticator app first.")
@@ -299,24 +339,37 @@ def request_activate_many(
             outcomes.append(outcome)
             continue
         outcome.label = f"{eligible.role} at {item.get('scope') or eligible.scope}"
-        resolved.append((outcome, eligible, item.get("scope")))
         outcomes.append(outcome)
-    needs_mfa = any(
-        RolePolicy.objects.effective_for(e.role, s or e.scope).require_mfa_on_activation
-        for _, e, s in resolved
-    )
+        # Check every rule first: a code is spent only on items that can go through.
+        try:
+            plan = _plan_activation(
+                user=user,
+                eligible=eligible,
+                scope=item.get("scope"),
+                start=start,
+                duration=duration,
+                justification=justification,
+                ticket_number=ticket_number,
+                ticket_system=ticket_system,
+                now=timezone.now(),
+            )
+        except ValidationError as error:
+            outcome.errors = error.messages
+            continue
+        resolved.append((outcome, eligible, item.get("scope"), plan.policy))
+    needs_mfa = any(policy.require_mfa_on_activation for *_, policy in resolved)
     mfa_verified = False
     if needs_mfa:
         if not mfa.has_device(user):
-            for outcome, _, _ in resolved:
+            for outcome, *_ in resolved:
                 outcome.errors = ["MFA is required: set up an authenticator app first."]
             return outcomes
         mfa_verified = check_mfa(user, mfa_code)
         if not mfa_verified:
-            for outcome, _, _ in resolved:
+            for outcome, *_ in resolved:
                 outcome.errors = ["The MFA code is wrong or was already used."]
             return outcomes
-    for outcome, eligible, scope in resolved:
+    for outcome, eligible, scope, _ in resolved:
         try:
             outcome.request = request_activate(
                 user=user,
@@ -339,7 +392,7 @@ def request_deactivate(*, user, assignment_id: int) -> RoleRequest:
     now = timezone.now()
     with transaction.atomic():
         assignment = (
-            Assignment.objects.select_for_update()
+            Assignment.objects.select_for_update(of=("self",))  # PostgreSQL: not the outer joins
             .with_related()
             .filter(
                 pk=assignment_id,
@@ -430,6 +483,29 @@ def _default_new_end(assignment: Assignment, base: datetime) -> datetime | None:
     return None if limit is None else base + limit
 
 
+def may_extend(user, assignment: Assignment, now: datetime | None = None) -> bool:
+    """The user's own direct assignment (not an activation) in force, ending within 14 days."""
+    now = now or timezone.now()
+    return (
+        assignment.principal_user_id == user.pk
+        and assignment.activated_from_id is None
+        and assignment.end is not None
+        and now < assignment.end
+        and assignment.end - now <= EXTEND_WINDOW
+    )
+
+
+def may_renew(user, assignment: Assignment, now: datetime | None = None) -> bool:
+    """The user's own direct assignment (not an activation) that ended in the last 30 days."""
+    now = now or timezone.now()
+    return (
+        assignment.principal_user_id == user.pk
+        and assignment.activated_from_id is None
+        and assignment.end is not None
+        and now - RENEW_WINDOW <= assignment.end <= now
+    )
+
+
 def request_extend(*, user, assignment_id: int, justification: str) -> RoleRequest:
     """Ask administrators to extend the user's own assignment that ends within 14 days."""
     now = timezone.now()
@@ -511,7 +587,13 @@ def request_cancel(*, actor, request_id: int) -> RoleRequest:
             assignment = request.result_assignment
             if assignment is None or not assignment.is_upcoming(now):
                 raise RequestConflict("That activation has already started: deactivate it.")
-            Assignment.objects.filter(pk=assignment.pk).update(end=assignment.start, ended_by=actor)
+            # Never in force: mark its start and end done so no task reports or mails it.
+            Assignment.objects.filter(pk=assignment.pk).update(
+                end=assignment.start,
+                ended_by=actor,
+                start_processed_at=now,
+                end_processed_at=now,
+            )
         before = _request_snapshot(request)
         request.status = RequestStatus.CANCELED
         request.completed_at = now
@@ -534,6 +616,7 @@ def request_grant(
     start: datetime | None = None,
     end=UNCHANGED,
     kind: str | None = None,
+    justification: str = "",
 ) -> RoleRequest:
     """Carry out an approved request. For the approvals app, inside its transaction.
 
@@ -609,7 +692,7 @@ def request_grant(
             target=assignment or request,
             before=before,
             after=_request_snapshot(request),
-            message=failure,
+            message=failure or justification,
         )
         _after_commit(
             request.pk, assignment.pk if assignment else None, submitted=False, activated=False

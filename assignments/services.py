@@ -93,7 +93,7 @@ def assignment_create(
     """
     scope = _effective_scope(role, scope)
     authz.require_manage_role(actor, role, scope)
-    principals = list(principals)
+    principals = list(dict.fromkeys(principals))  # the same principal twice is one assignment
     now = timezone.now()
     start = _normalise_start(start, now)
     policy = RolePolicy.objects.effective_for(role, scope)
@@ -171,7 +171,8 @@ def assignment_create(
 
 
 def _lock(assignment: Assignment) -> Assignment:
-    return Assignment.objects.select_for_update().with_related().get(pk=assignment.pk)
+    # of=("self",): PostgreSQL cannot lock the nullable side of with_related()'s outer joins.
+    return Assignment.objects.select_for_update(of=("self",)).with_related().get(pk=assignment.pk)
 
 
 def _admin_request(action: str, *, actor, assignment: Assignment, **fields) -> RoleRequest:
@@ -527,11 +528,6 @@ def policy_update(
         scope = None
     authz.require_manage_role(actor, role, scope)
     approver_users, approver_groups = list(approver_users), list(approver_groups)
-    needs_approvers = values.get("require_approval") and not role.is_directory_role
-    if needs_approvers and not approver_users and not approver_groups:
-        raise ValidationError(
-            "Name at least one approver: approval of a resource role needs approvers."
-        )
     unknown = set(values) - set(POLICY_FIELDS)
     if unknown:
         raise ValueError(f"Unknown role settings: {sorted(unknown)}")
@@ -547,6 +543,12 @@ def policy_update(
         before = None if created else policy_snapshot(policy)
         for name, value in values.items():
             setattr(policy, name, value)
+        # Judged on the resulting settings: approval kept on while approvers are dropped counts.
+        needs_approvers = policy.require_approval and not role.is_directory_role
+        if needs_approvers and not approver_users and not approver_groups:
+            raise ValidationError(
+                "Name at least one approver: approval of a resource role needs approvers."
+            )
         policy.updated_by = actor
         policy.full_clean()
         policy.save()

@@ -154,11 +154,14 @@ def send_reminders(now=None) -> int:
     sent = 0
     for days in settings.PIM_REMINDER_DAYS:
         horizon = timedelta(days=days)
-        due = list(
-            Assignment.objects.in_force(now)
-            .filter(end__lte=now + horizon, principal_user__isnull=False)
-            .with_related()
+        due = Assignment.objects.in_force(now).filter(
+            end__lte=now + horizon, principal_user__isnull=False
         )
+        nearer = [d for d in settings.PIM_REMINDER_DAYS if d < days]
+        if nearer:
+            # Caught up late (workers were down): only the nearest reminder still makes sense.
+            due = due.filter(end__gt=now + timedelta(days=max(nearer)))
+        due = list(due.with_related())
         done = set(
             AssignmentReminder.objects.filter(assignment__in=due, days_before=days).values_list(
                 "assignment_id", "for_end"

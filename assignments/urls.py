@@ -33,4 +33,9 @@ urlpatterns = [
     # Everyone: my roles and requests
     path("my/roles/", my.my_roles, name="my_roles"),
     path("my/requests/", my.my_requests, name="my_requests"),
+    path("my/roles/activate/", my.activate, name="activate"),
+    path("my/roles/<int:pk>/deactivate/", my.deactivate, name="deactivate"),
+    path("my/roles/<int:pk>/extend/", my.extend_request, name="extend_request"),
+    path("my/roles/<int:pk>/renew/", my.renew_request, name="renew_request"),
+    path("my/requests/<int:pk>/cancel/", my.request_cancel, name="request_cancel"),
 ]

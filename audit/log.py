@@ -1,9 +1,11 @@
 """Writing the audit log. Call `record` inside the transaction of the change it describes."""
 
+import ipaddress
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.ipv6 import clean_ipv6_address
 
 from audit.models import AuditChainHead, AuditEvent
 from pim_portal import request_context
@@ -13,6 +15,23 @@ def _label(obj: Any) -> tuple[str, str, str]:
     if obj is None:
         return "", "", ""
     return obj._meta.label_lower, str(obj.pk), str(obj)[:300]
+
+
+def _client_ip(raw: str | None) -> str | None:
+    """The address as the database will give it back (the hash must survive a round trip).
+
+    A blank (unix socket) or malformed REMOTE_ADDR is stored as unknown rather than failing the
+    change on PostgreSQL, whose inet column refuses it.
+    """
+    if not raw:
+        return None
+    try:
+        address = ipaddress.ip_address(raw.strip())
+    except ValueError:
+        return None
+    if address.version == 6:
+        return clean_ipv6_address(str(address))  # the spelling GenericIPAddressField saves
+    return str(address)
 
 
 def record(
@@ -47,7 +66,7 @@ def record(
             scope=str(getattr(scope, "path", scope) or "")[:500],
             role_request_id=role_request_id,
             http_request_id=str(context.request_id or ""),
-            ip=context.ip,
+            ip=_client_ip(context.ip),
             before=before,
             after=after,
             message=message,

@@ -23,6 +23,7 @@ ACTION_TEXTS = {
     "pim.security.mfa_failed": "Wrong MFA code",
     "pim.security.mfa_enrolled": "MFA device enrolled",
     "pim.security.forbidden": "Access denied",
+    "pim.security.csrf_failed": "Form refused: no valid security token",
     "pim.security.foreign_object": "Someone else's object used",
     "pim.bootstrap": "Installation bootstrapped",
 }

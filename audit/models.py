@@ -34,7 +34,9 @@ class AuditEvent(models.Model):
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        # DO_NOTHING: deleting a user must not rewrite (and so break) the events they wrote;
+        # actor_name keeps who it was.
+        on_delete=models.DO_NOTHING,
         related_name="+",
         db_constraint=False,
     )

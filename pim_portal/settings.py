@@ -61,6 +61,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "pim_portal.urls"
+CSRF_FAILURE_VIEW = "pim_portal.views.csrf_failure"
 WSGI_APPLICATION = "pim_portal.wsgi.application"
 
 TEMPLATES = [
@@ -74,6 +75,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "pim_portal.context_processors.navigation",
+                "approvals.context_processors.inbox",
             ],
         },
     },

@@ -53,3 +53,19 @@ def mfa_enroll(request):
 @require_GET
 def healthz(request):
     return HttpResponse("ok", content_type="text/plain")
+
+
+def csrf_failure(request, reason=""):
+    """A POST without a valid CSRF token: refused, and audited as a security event."""
+    user = getattr(request, "user", None)
+    audit_log.record(
+        action="pim.security.csrf_failed",
+        actor=user if user is not None and user.is_authenticated else None,
+        message=f"{request.method} {request.path}: {reason}"[:500],
+    )
+    return render(
+        request,
+        "403_csrf.html",
+        {"reason": "The form was sent without a valid security token."},
+        status=403,
+    )

@@ -24,6 +24,23 @@ def pytest_collection_modifyitems(config, items):
 def _locmem_mail(settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.SECURE_SSL_REDIRECT = False
+    # Hashing every persona's password with PBKDF2 costs about a second per user.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _builtin_catalog_survives_flush(request, django_db_blocker):
+    """Tests with real transactions end by flushing every table, the built-in roles included
+    (they come from a data migration). Put them back for the tests that follow."""
+    yield
+    marker = request.node.get_closest_marker("django_db")
+    flushed = marker is not None and marker.kwargs.get("transaction", False)
+    if flushed or {"transactional_db", "live_server"} & set(request.fixturenames):
+        from assignments.catalog import install_catalog
+        from assignments.models import Role, RolePolicy, Scope
+
+        with django_db_blocker.unblock():
+            install_catalog(Scope, Role, RolePolicy)
 
 
 @pytest.fixture

@@ -4,27 +4,13 @@ from django.db import migrations
 
 
 def create_catalog(apps, schema_editor):
-    from assignments.catalog import DIRECTORY_ROLES, RESOURCE_ROLES
+    from assignments.catalog import install_catalog
 
-    Scope = apps.get_model("assignments", "Scope")
-    Role = apps.get_model("assignments", "Role")
-    RolePolicy = apps.get_model("assignments", "RolePolicy")
-    Scope.objects.get_or_create(
-        path="/", defaults={"name": "Directory", "slug": "root", "kind": "root", "depth": 0}
+    install_catalog(
+        apps.get_model("assignments", "Scope"),
+        apps.get_model("assignments", "Role"),
+        apps.get_model("assignments", "RolePolicy"),
     )
-    for kind, catalog in (("directory", DIRECTORY_ROLES), ("resource", RESOURCE_ROLES)):
-        for name, description, permissions in catalog:
-            role, _ = Role.objects.update_or_create(
-                name=name,
-                defaults={
-                    "description": description,
-                    "kind": kind,
-                    "permissions": permissions,
-                    "is_builtin": True,
-                },
-            )
-            if not RolePolicy.objects.filter(role=role, scope__isnull=True).exists():
-                RolePolicy.objects.create(role=role, scope=None)
 
 
 class Migration(migrations.Migration):

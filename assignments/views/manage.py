@@ -1,12 +1,686 @@
-"""Pages for administrators: directory roles, resources, assignments and role settings."""
+"""Pages for administrators: directory roles, resources, assignments and role settings.
 
+Every view asks assignments.authz first (grants computed once per request), then reads through
+querysets restricted to what the viewer may see, and changes things only through services.
+"""
+
+import csv
+from datetime import UTC
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.db.models.functions import Coalesce, Lower
 from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.text import slugify
+from django.views.decorators.http import require_GET, require_http_methods
+
+from assignments import authz, services
+from assignments.catalog import Perm
+from assignments.forms.manage import (
+    AssignmentAddForm,
+    AssignmentExtendForm,
+    AssignmentRemoveForm,
+    AssignmentRenewForm,
+    AssignmentUpdateForm,
+    RolePolicyForm,
+    policy_summary,
+    scopes_below,
+    tree_sorted,
+)
+from assignments.models import (
+    Assignment,
+    AssignmentKind,
+    Role,
+    RoleKind,
+    RolePolicy,
+    Scope,
+)
+from audit import log as audit_log
+
+PAGE_SIZE = 25
+TREE_PAGE_SIZE = 50
+TABS = [
+    ("eligible", "Eligible assignments"),
+    ("active", "Active assignments"),
+    ("expired", "Expired assignments"),
+]
+GET_POST = require_http_methods(["GET", "POST"])
 
 
-def _todo(request, **kwargs):
-    return HttpResponse("Not built yet", status=501)
+# Helpers ---------------------------------------------------------------------------------
 
 
-directory_roles = role_detail = role_export = policy_edit = resources = scope_detail = _todo
-scope_export = scope_role_detail = scope_policy_edit = assignment_add = assignment_update = _todo
-assignment_remove = assignment_extend = assignment_renew = _todo
+def _grants(request) -> authz.Grants:
+    """The viewer's grants, computed once per request (the navigation reads the same)."""
+    if not hasattr(request, "_pim_grants"):
+        request._pim_grants = authz.grants_for(request.user)
+    return request._pim_grants
+
+
+def _posted(request):
+    """The POST data to bind a form to (even when empty), or None for a GET."""
+    return request.POST if request.method == "POST" else None
+
+
+def _paginate(request, rows, per_page: int = PAGE_SIZE):
+    return Paginator(rows, per_page).get_page(request.GET.get("page"))
+
+
+def _in_force(prefix: str, now) -> Q:
+    """In force at `now`, for an assignment reached through `prefix` (the rule of time)."""
+    return Q(**{f"{prefix}start__lte": now}) & (
+        Q(**{f"{prefix}end__isnull": True}) | Q(**{f"{prefix}end__gt": now})
+    )
+
+
+def _member_counts(prefix: str, now, **only) -> dict:
+    """Count annotations: eligible, active and permanent active assignments in force."""
+    in_force = _in_force(prefix, now) & Q(**{f"{prefix}{k}": v for k, v in only.items()})
+    relation = prefix.rstrip("_")
+    return {
+        "eligible_count": Count(
+            relation, filter=in_force & Q(**{f"{prefix}kind": AssignmentKind.ELIGIBLE})
+        ),
+        "active_count": Count(
+            relation, filter=in_force & Q(**{f"{prefix}kind": AssignmentKind.ACTIVE})
+        ),
+        "permanent_count": Count(
+            relation,
+            filter=in_force
+            & Q(**{f"{prefix}kind": AssignmentKind.ACTIVE, f"{prefix}end__isnull": True}),
+        ),
+    }
+
+
+def _principal_filter(q: str) -> Q:
+    return (
+        Q(principal_user__display_name__icontains=q)
+        | Q(principal_user__username__icontains=q)
+        | Q(principal_user__email__icontains=q)
+        | Q(principal_group__name__icontains=q)
+    )
+
+
+def _role_url(role: Role, scope: Scope | None) -> str:
+    """The page of a role: directory roles have one, resource roles one per scope."""
+    if role.is_directory_role or scope is None:
+        return reverse("assignments:role_detail", args=[role.pk])
+    return reverse("assignments:scope_role_detail", args=[scope.pk, role.pk])
+
+
+def _settings_url(role: Role, scope: Scope | None) -> str:
+    if role.is_directory_role or scope is None or scope.is_root:
+        return reverse("assignments:policy_edit", args=[role.pk])
+    return reverse("assignments:scope_policy_edit", args=[scope.pk, role.pk])
+
+
+def _membership(assignment: Assignment, page_scope: Scope) -> str:
+    if assignment.scope_id != page_scope.pk and page_scope.is_at_or_below(assignment.scope):
+        return f"Inherited from {assignment.scope}"
+    return "Direct"
+
+
+def _breadcrumb(scope: Scope, grants: authz.Grants) -> list[tuple[Scope, bool]]:
+    """The scope's ancestors, root first, each with whether the viewer may open it."""
+    return [(node, grants.can_view_scope(node)) for node in scope.ancestors()]
+
+
+# Directory roles -------------------------------------------------------------------------
+
+
+@require_GET
+def directory_roles(request):
+    authz.require_view_directory(request.user, _grants(request))
+    now = timezone.now()
+    q = request.GET.get("q", "").strip()
+    roles = (
+        Role.objects.filter(kind=RoleKind.DIRECTORY)
+        .annotate(**_member_counts("assignments__", now))
+        .order_by("name")
+    )
+    if q:
+        roles = roles.filter(name__icontains=q)
+    return render(
+        request,
+        "assignments/directory_roles.html",
+        {"section": "directory", "page_obj": _paginate(request, roles), "q": q},
+    )
+
+
+def _role_rows(role: Role, scope: Scope, tab: str, q: str, now):
+    """The role's assignments that apply at the scope: held there or inherited from above."""
+    rows = Assignment.objects.filter(role=role).at_or_above(scope)
+    if q:
+        rows = rows.filter(_principal_filter(q))
+    counts = rows.aggregate(
+        eligible=Count("pk", filter=Q(kind=AssignmentKind.ELIGIBLE) & ~Q(end__lte=now)),
+        active=Count("pk", filter=Q(kind=AssignmentKind.ACTIVE) & ~Q(end__lte=now)),
+        expired=Count("pk", filter=Q(end__lte=now)),
+    )
+    if tab == "expired":
+        rows = rows.ended(now).order_by("-end", "-pk")
+    else:
+        name = Lower(Coalesce("principal_user__display_name", "principal_group__name"))
+        rows = rows.not_ended(now).filter(kind=tab).order_by(name, "start", "pk")
+    return rows.with_related(), counts
+
+
+def _role_page(request, role: Role, scope: Scope):
+    grants = authz.require_view_role(request.user, role, scope, _grants(request))
+    now = timezone.now()
+    tab = request.GET.get("tab", "eligible")
+    if tab not in dict(TABS):
+        tab = "eligible"
+    q = request.GET.get("q", "").strip()
+    rows, counts = _role_rows(role, scope, tab, q, now)
+    page_obj = _paginate(request, rows)
+    for assignment in page_obj:
+        assignment.membership = _membership(assignment, scope)
+        assignment.can_manage = grants.can_manage_role(role, assignment.scope)
+    can_manage = grants.can_manage_role(role, scope)
+    if role.is_directory_role:
+        export_url = reverse("assignments:role_export", args=[role.pk])
+    else:
+        export_url = reverse("assignments:scope_export", args=[scope.pk]) + f"?role={role.pk}"
+    return render(
+        request,
+        "assignments/role_detail.html",
+        {
+            "section": "directory" if role.is_directory_role else "resources",
+            "role": role,
+            "scope": scope,
+            "breadcrumb": None if role.is_directory_role else _breadcrumb(scope, grants),
+            "tabs": [(key, label, counts[key]) for key, label in TABS],
+            "tab": tab,
+            "q": q,
+            "page_obj": page_obj,
+            "can_manage": can_manage,
+            "add_url": reverse("assignments:assignment_add") + f"?role={role.pk}&scope={scope.pk}",
+            "settings_url": _settings_url(role, scope),
+            "export_url": export_url,
+        },
+    )
+
+
+@require_GET
+def role_detail(request, role_id: int):
+    role = get_object_or_404(Role, pk=role_id)
+    return _role_page(request, role, Scope.objects.root())
+
+
+@require_GET
+def scope_role_detail(request, scope_id: int, role_id: int):
+    scope = get_object_or_404(Scope, pk=scope_id)
+    authz.require_view_scope(request.user, scope, _grants(request))
+    role = get_object_or_404(Role, pk=role_id, kind=RoleKind.RESOURCE)
+    return _role_page(request, role, scope)
+
+
+# Resources -------------------------------------------------------------------------------
+
+
+@require_GET
+def resources(request):
+    grants = _grants(request)
+    tops = grants.top_paths(Perm.VIEW_RESOURCES)
+    if not tops:
+        authz.deny(request.user, what="view resources")
+    now = timezone.now()
+    q = request.GET.get("q", "").strip()
+    scopes = scopes_below(tops).annotate(
+        **_member_counts("assignments__", now, role__kind=RoleKind.RESOURCE)
+    )
+    tree = tree_sorted(scopes)
+    top_depth = {path: len(path.strip("/").split("/")) // 2 for path in tops}
+    for scope in tree:
+        top = next(path for path in tops if scope.path.startswith(path))
+        scope.indent = range(scope.depth - top_depth[top])
+    if q:
+        tree = [scope for scope in tree if q.lower() in scope.name.lower()]
+    return render(
+        request,
+        "assignments/resources.html",
+        {"section": "resources", "page_obj": _paginate(request, tree, TREE_PAGE_SIZE), "q": q},
+    )
+
+
+@require_GET
+def scope_detail(request, scope_id: int):
+    scope = get_object_or_404(Scope, pk=scope_id)
+    grants = authz.require_view_scope(request.user, scope, _grants(request))
+    now = timezone.now()
+    breadcrumb = _breadcrumb(scope, grants)
+    scopes_by_id = {node.pk: node for node, _ in breadcrumb}
+    children = scope.children.annotate(
+        **_member_counts("assignments__", now, role__kind=RoleKind.RESOURCE)
+    ).order_by("name", "pk")
+    counts = (
+        Assignment.objects.in_force(now)
+        .filter(role__kind=RoleKind.RESOURCE)
+        .at_or_above(scope)
+        .values("role_id", "scope_id", "kind")
+        .annotate(n=Count("pk"))
+    )
+    per_role: dict[int, dict] = {}
+    for row in counts:
+        entry = per_role.setdefault(row["role_id"], {"direct": {}, "inherited": {}})
+        if row["scope_id"] == scope.pk:
+            bucket = entry["direct"]
+        else:
+            bucket = entry["inherited"].setdefault(row["scope_id"], {})
+        bucket[row["kind"]] = bucket.get(row["kind"], 0) + row["n"]
+    roles = []
+    for role in Role.objects.filter(kind=RoleKind.RESOURCE).order_by("name"):
+        entry = per_role.get(role.pk, {"direct": {}, "inherited": {}})
+        inherited = sorted(
+            (
+                {
+                    "scope": scopes_by_id[scope_pk],
+                    "eligible": kinds.get(AssignmentKind.ELIGIBLE, 0),
+                    "active": kinds.get(AssignmentKind.ACTIVE, 0),
+                }
+                for scope_pk, kinds in entry["inherited"].items()
+            ),
+            key=lambda item: item["scope"].depth,
+        )
+        role.direct_eligible = entry["direct"].get(AssignmentKind.ELIGIBLE, 0)
+        role.direct_active = entry["direct"].get(AssignmentKind.ACTIVE, 0)
+        role.inherited = inherited
+        role.total = (
+            role.direct_eligible
+            + role.direct_active
+            + sum(i["eligible"] + i["active"] for i in inherited)
+        )
+        roles.append(role)
+    return render(
+        request,
+        "assignments/scope_detail.html",
+        {
+            "section": "resources",
+            "scope": scope,
+            "breadcrumb": breadcrumb,
+            "roles": roles,
+            "page_obj": _paginate(request, children),
+            "can_manage": grants.can_manage_scope(scope),
+        },
+    )
+
+
+# CSV export ------------------------------------------------------------------------------
+
+CSV_COLUMNS = [
+    "principal",
+    "type",
+    "role",
+    "scope",
+    "kind",
+    "membership",
+    "start",
+    "end",
+    "assigned by",
+    "justification",
+]
+
+
+def _csv_cell(value) -> str:
+    """Text a spreadsheet will not run as a formula."""
+    text = "" if value is None else str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+def _utc(value) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else ""
+
+
+def _export(request, rows, *, page_scope: Scope, filename: str, target, role: Role | None):
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    writer = csv.writer(response)
+    writer.writerow(CSV_COLUMNS)
+    exported = 0
+    for assignment in rows:
+        writer.writerow(
+            [
+                _csv_cell(value)
+                for value in (
+                    assignment.principal_name,
+                    assignment.principal_type,
+                    assignment.role.name,
+                    assignment.scope.path,
+                    assignment.kind,
+                    _membership(assignment, page_scope),
+                    _utc(assignment.start),
+                    _utc(assignment.end),
+                    assignment.created_by or "",
+                    assignment.justification,
+                )
+            ]
+        )
+        exported += 1
+    # A sensitive read: who took a copy of the member list is on the record.
+    audit_log.record(
+        action="pim.assignment.exported",
+        actor=request.user,
+        target=target,
+        role=role.name if role else "",
+        scope=page_scope.path,
+        message=f"{exported} assignments exported as CSV.",
+    )
+    return response
+
+
+def _export_rows(queryset, now):
+    """Assignments in force or still to come, principals in name order."""
+    name = Lower(Coalesce("principal_user__display_name", "principal_group__name"))
+    return queryset.not_ended(now).with_related().order_by("role__name", "kind", name, "pk")
+
+
+@require_GET
+def role_export(request, role_id: int):
+    role = get_object_or_404(Role, pk=role_id)
+    scope = Scope.objects.root()
+    authz.require_view_role(request.user, role, scope, _grants(request))
+    rows = _export_rows(Assignment.objects.filter(role=role).at_or_above(scope), timezone.now())
+    filename = f"{slugify(role.name)}-members.csv"
+    return _export(request, rows, page_scope=scope, filename=filename, target=role, role=role)
+
+
+@require_GET
+def scope_export(request, scope_id: int):
+    scope = get_object_or_404(Scope, pk=scope_id)
+    authz.require_view_scope(request.user, scope, _grants(request))
+    rows = Assignment.objects.filter(role__kind=RoleKind.RESOURCE).at_or_above(scope)
+    role = None
+    role_id = request.GET.get("role", "")
+    if role_id.isdigit():
+        role = get_object_or_404(Role, pk=role_id, kind=RoleKind.RESOURCE)
+        rows = rows.filter(role=role)
+    name = slugify(scope.name) + (f"-{slugify(role.name)}" if role else "")
+    return _export(
+        request,
+        _export_rows(rows, timezone.now()),
+        page_scope=scope,
+        filename=f"{name}-members.csv",
+        target=scope,
+        role=role,
+    )
+
+
+# Add and change assignments --------------------------------------------------------------
+
+
+def _add_initial(request, form_roles, form_scopes) -> dict:
+    """Preselect ?role= and ?scope= when the viewer may use them; ignore them otherwise."""
+    initial: dict = {}
+    role_id, scope_id = request.GET.get("role", ""), request.GET.get("scope", "")
+    role = form_roles.filter(pk=role_id).first() if role_id.isdigit() else None
+    scope = form_scopes.filter(pk=scope_id).first() if scope_id.isdigit() else None
+    if role is not None:
+        initial["role"] = role.pk
+    if scope is not None:
+        initial["scope"] = scope.pk
+    if role is not None and (role.is_directory_role or scope is not None):
+        # Shown beside the form; the end stays blank so it defaults by the kind chosen.
+        initial["policy"] = RolePolicy.objects.effective_for(role, scope)
+    return initial
+
+
+@GET_POST
+def assignment_add(request):
+    grants = _grants(request)
+    if not (grants.can_manage_directory() or grants.has_anywhere(Perm.MANAGE_RESOURCES)):
+        authz.deny(request.user, what="add role assignments")
+    form = AssignmentAddForm(_posted(request), grants=grants)
+    policy = None
+    if request.method == "GET":
+        initial = _add_initial(request, form.fields["role"].queryset, form.fields["scope"].queryset)
+        policy = initial.pop("policy", None)
+        form.initial.update(initial)
+    elif form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.assignment_create(
+                actor=request.user,
+                principals=data["principals"],
+                role=data["role"],
+                scope=data["scope"],
+                kind=data["kind"],
+                start=data["start"],
+                end=data["end"],
+                justification=data["justification"],
+                ticket_number=data["ticket_number"],
+                ticket_system=data["ticket_system"],
+                mfa_verified=data["mfa_verified"],
+            )
+        except ValidationError as error:
+            form.add_error(None, error.messages)
+        else:
+            count = len(data["principals"])
+            kind = "eligible" if data["kind"] == AssignmentKind.ELIGIBLE else "active"
+            messages.success(
+                request,
+                f"{count} principal{'' if count == 1 else 's'} assigned to {data['role']} "
+                f"as {kind}.",
+            )
+            return redirect(_role_url(data["role"], data["scope"]))
+    if form.is_bound:
+        policy = form.cleaned_data.get("policy")
+    return render(
+        request,
+        "assignments/assignment_add.html",
+        {
+            "section": "directory" if grants.can_manage_directory() else "resources",
+            "form": form,
+            "policy": policy,
+            "policy_summary": policy_summary(policy) if policy else None,
+        },
+    )
+
+
+def _assignment_for_manager(request, pk: int) -> Assignment:
+    """The assignment if the viewer may manage it: 404 when they may not even see it."""
+    assignment = get_object_or_404(Assignment.objects.with_related(), pk=pk)
+    grants = _grants(request)
+    if not grants.can_view_role(assignment.role, assignment.scope):
+        authz.deny(request.user, what=f"view assignment {pk}", target=assignment, not_found=True)
+    authz.require_manage_role(request.user, assignment.role, assignment.scope, grants)
+    return assignment
+
+
+def _change_page(request, assignment: Assignment, form, *, title: str, intro: str = ""):
+    return render(
+        request,
+        "assignments/assignment_change.html",
+        {
+            "section": "directory" if assignment.role.is_directory_role else "resources",
+            "assignment": assignment,
+            "form": form,
+            "title": title,
+            "intro": intro,
+            "back_url": _role_url(assignment.role, assignment.scope),
+        },
+    )
+
+
+def _done(request, assignment: Assignment, text: str):
+    messages.success(request, text)
+    return redirect(_role_url(assignment.role, assignment.scope))
+
+
+@GET_POST
+def assignment_update(request, pk: int):
+    assignment = _assignment_for_manager(request, pk)
+    form = AssignmentUpdateForm(_posted(request), assignment=assignment)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.assignment_update(
+                actor=request.user,
+                assignment=assignment,
+                start=data["start"],
+                end=data["end"],
+                justification=data["justification"],
+            )
+        except ValidationError as error:
+            form.add_error(None, error.messages)
+        else:
+            return _done(request, assignment, f"Assignment of {assignment.principal} updated.")
+    return _change_page(request, assignment, form, title="Update assignment")
+
+
+@GET_POST
+def assignment_extend(request, pk: int):
+    assignment = _assignment_for_manager(request, pk)
+    policy = RolePolicy.objects.effective_for(assignment.role, assignment.scope)
+    form = AssignmentExtendForm(_posted(request), assignment=assignment, policy=policy)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.assignment_extend(
+                actor=request.user,
+                assignment=assignment,
+                end=data["end"],
+                justification=data["justification"],
+            )
+        except ValidationError as error:
+            form.add_error(None, error.messages)
+        else:
+            return _done(request, assignment, f"Assignment of {assignment.principal} extended.")
+    return _change_page(request, assignment, form, title="Extend assignment")
+
+
+@GET_POST
+def assignment_renew(request, pk: int):
+    assignment = _assignment_for_manager(request, pk)
+    policy = RolePolicy.objects.effective_for(assignment.role, assignment.scope)
+    form = AssignmentRenewForm(_posted(request), assignment=assignment, policy=policy)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.assignment_renew(
+                actor=request.user,
+                assignment=assignment,
+                start=data["start"],
+                end=data["end"],
+                justification=data["justification"],
+            )
+        except ValidationError as error:
+            form.add_error(None, error.messages)
+        else:
+            return _done(request, assignment, f"Assignment of {assignment.principal} renewed.")
+    intro = "" if assignment.has_ended() else "This assignment has not ended: extend it instead."
+    return _change_page(request, assignment, form, title="Renew assignment", intro=intro)
+
+
+@GET_POST
+def assignment_remove(request, pk: int):
+    assignment = _assignment_for_manager(request, pk)
+    form = AssignmentRemoveForm(_posted(request))
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.assignment_remove(
+                actor=request.user,
+                assignment=assignment,
+                justification=form.cleaned_data["justification"],
+            )
+        except ValidationError as error:
+            for text in error.messages:
+                messages.error(request, text)
+            return redirect(_role_url(assignment.role, assignment.scope))
+        return _done(request, assignment, f"Assignment of {assignment.principal} removed.")
+    return render(
+        request,
+        "assignments/assignment_remove.html",
+        {
+            "section": "directory" if assignment.role.is_directory_role else "resources",
+            "assignment": assignment,
+            "form": form,
+            "back_url": _role_url(assignment.role, assignment.scope),
+        },
+    )
+
+
+# Role settings ---------------------------------------------------------------------------
+
+
+def _policy_source(policy: RolePolicy, scope: Scope | None) -> str:
+    if policy.scope_id is None:
+        return "Role default"
+    if scope is not None and policy.scope_id == scope.pk:
+        return "Set at this scope"
+    return f"Inherited from {policy.scope}"
+
+
+def _policy_page(request, role: Role, scope: Scope | None):
+    """Settings of a role (scope None) or of a resource role at a scope and below."""
+    grants = authz.require_view_role(request.user, role, scope, _grants(request))
+    can_manage = grants.can_manage_role(role, scope)
+    if request.method == "POST":
+        authz.require_manage_role(request.user, role, scope, grants)
+    here = _settings_url(role, scope)
+    if request.method == "POST" and "reset" in request.POST and scope is not None:
+        services.policy_reset(actor=request.user, role=role, scope=scope)
+        messages.success(request, f"Settings of {role} at {scope} now inherited from above.")
+        return redirect(here)
+    policy = RolePolicy.objects.effective_for(role, scope)
+    form = RolePolicyForm(
+        _posted(request),
+        policy=policy,
+        approvers=services.policy_approvers(policy),
+        read_only=not can_manage,
+    )
+    if request.method == "POST" and form.is_valid():
+        users, groups = form.approver_principals()
+        try:
+            services.policy_update(
+                actor=request.user,
+                role=role,
+                scope=scope,
+                values=form.policy_values(),
+                approver_users=users,
+                approver_groups=groups,
+            )
+        except ValidationError as error:
+            form.add_error(None, error.messages)
+        else:
+            where = f" at {scope}" if scope else ""
+            messages.success(request, f"Settings of {role}{where} saved.")
+            return redirect(here)
+    return render(
+        request,
+        "assignments/policy_edit.html",
+        {
+            "section": "directory" if role.is_directory_role else "resources",
+            "role": role,
+            "scope": scope,
+            "breadcrumb": _breadcrumb(scope, grants) if scope else None,
+            "policy": policy,
+            "source": _policy_source(policy, scope),
+            "summary": policy_summary(policy),
+            "form": form,
+            "can_manage": can_manage,
+            "can_reset": can_manage and scope is not None and policy.scope_id == scope.pk,
+            "role_url": _role_url(role, scope or Scope.objects.root()),
+        },
+    )
+
+
+@GET_POST
+def policy_edit(request, role_id: int):
+    role = get_object_or_404(Role, pk=role_id)
+    return _policy_page(request, role, None)
+
+
+@GET_POST
+def scope_policy_edit(request, scope_id: int, role_id: int):
+    scope = get_object_or_404(Scope, pk=scope_id)
+    authz.require_view_scope(request.user, scope, _grants(request))
+    role = get_object_or_404(Role, pk=role_id, kind=RoleKind.RESOURCE)
+    return _policy_page(request, role, None if scope.is_root else scope)

@@ -1,10 +1,377 @@
-"""Pages for every signed-in user: My roles, activation, My requests."""
+"""Pages for every signed-in user: My roles, activation, My requests.
 
-from django.http import HttpResponse
+Each page works on the signed-in user's own rows only: an id that is not theirs is a 404,
+audited. The rules (durations, MFA, justification, windows) live in assignments.selfservice.
+"""
+
+import contextlib
+from datetime import timedelta
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db.models import F
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from assignments import authz, selfservice
+from assignments.forms.my import (
+    MAX_BULK,
+    ActivateForm,
+    JustificationForm,
+    activation_items,
+    label_for,
+    parse_ids,
+)
+from assignments.models import (
+    Assignment,
+    RequestAction,
+    RequestStatus,
+    RoleKind,
+    RoleRequest,
+    Scope,
+)
+from pim_portal import mfa
+from pim_portal.templatetags.pim import when
+
+PAGE_SIZE = 25
+EXPIRED_WINDOW = timedelta(days=30)
+TABS = [("eligible", "Eligible"), ("active", "Active"), ("expired", "Expired")]
+GET_POST = require_http_methods(["GET", "POST"])
 
 
-def _todo(request, **kwargs):
-    return HttpResponse("Not built yet", status=501)
+def _my_roles_url(tab: str = "eligible") -> str:
+    return f"{reverse('assignments:my_roles')}?tab={tab}"
 
 
-my_roles = my_requests = _todo
+# --- My roles ----------------------------------------------------------------------------
+
+
+def _tab_querysets(user, now):
+    mine = Assignment.objects.for_user(user)
+    return {
+        "eligible": mine.eligible().not_ended(now).order_by("role__name", "scope__path", "pk"),
+        "active": mine.active().not_ended(now).order_by(F("end").asc(nulls_last=True), "pk"),
+        # Ended in the last 30 days; a scheduled activation canceled before it began never was.
+        "expired": mine.ended(now)
+        .filter(end__gte=now - EXPIRED_WINDOW)
+        .exclude(end=F("start"))
+        .order_by("-end", "pk"),
+    }
+
+
+def _membership(assignment: Assignment, at: Scope | None) -> tuple[str, str]:
+    """(kind, text): direct, via a group, or inherited from a scope above the one viewed."""
+    via = assignment.principal_group
+    if via is None and assignment.activated_from_id:
+        via = assignment.activated_from.principal_group  # activated through group eligibility
+    group_text = f"Group {via.name}" if via is not None else ""
+    if at is not None and assignment.scope_id != at.pk:
+        text = f"Inherited from {assignment.scope.name}"
+        return "inherited", f"{text} ({group_text})" if group_text else text
+    if assignment.principal_group_id:
+        return "group", group_text
+    if via is not None:
+        return "direct", f"Direct, activated through {group_text.lower()}"
+    return "direct", "Direct"
+
+
+def _scope_filter(request, user):
+    """The optional ?scope= filter: resource roles that apply at one scope, inherited or not.
+
+    The choices are the scopes at or below those where the user holds a resource role.
+    """
+    paths = set(
+        Assignment.objects.for_user(user)
+        .filter(role__kind=RoleKind.RESOURCE)
+        .values_list("scope__path", flat=True)
+    )
+    choices = Scope.objects.none()
+    for path in sorted(paths, key=len):
+        choices = choices | Scope.objects.filter(path__startswith=path)
+    choices = list(choices.order_by("path")[:500]) if paths else []
+    selected = None
+    raw = request.GET.get("scope", "")
+    if raw.isdigit():
+        selected = next((scope for scope in choices if scope.pk == int(raw)), None)
+    return choices, selected
+
+
+@require_GET
+def my_roles(request):
+    """Eligible, Active and Expired tabs of the signed-in user's roles, with their actions."""
+    user = request.user
+    now = timezone.now()
+    tab = request.GET.get("tab", "eligible")
+    if tab not in dict(TABS):
+        tab = "eligible"
+    querysets = _tab_querysets(user, now)
+    scope_choices, at_scope = _scope_filter(request, user)
+    if at_scope is not None:
+        querysets = {
+            key: qs.filter(role__kind=RoleKind.RESOURCE).at_or_above(at_scope)
+            for key, qs in querysets.items()
+        }
+    tabs = [(key, label, querysets[key].count()) for key, label in TABS]
+    rows = querysets[tab].with_related().select_related("activated_from__principal_group")
+    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+
+    ids = [a.pk for a in page.object_list]
+    # What each eligible row already has going: an activation, or a request waiting.
+    activations = {}
+    pending = set()
+    if tab == "eligible" and ids:
+        scope_of = {a.pk: a.scope_id for a in page.object_list}
+        for activation in (
+            Assignment.objects.active()
+            .not_ended(now)
+            .filter(principal_user=user, activated_from__in=ids)
+            .select_related("scope")
+            .order_by("start")
+        ):
+            eligible_id = activation.activated_from_id
+            # One per row: the one at the eligible scope itself if any, else the first.
+            if eligible_id not in activations or activation.scope_id == scope_of[eligible_id]:
+                activations[eligible_id] = activation
+        pending = set(
+            RoleRequest.objects.pending()
+            .filter(
+                requested_by=user,
+                action=RequestAction.SELF_ACTIVATE,
+                target_assignment__in=ids,
+            )
+            .values_list("target_assignment_id", flat=True)
+        )
+    entries = []
+    for assignment in page.object_list:
+        kind, text = _membership(assignment, at_scope)
+        activation = activations.get(assignment.pk)
+        entries.append(
+            {
+                "assignment": assignment,
+                "membership": kind,
+                "membership_text": text,
+                "upcoming": assignment.is_upcoming(now),
+                "activation": activation,
+                "pending": assignment.pk in pending,
+                # Active at a narrower scope of a resource role: the rest can still be activated.
+                "can_activate": tab == "eligible"
+                and assignment.is_in_force(now)
+                and assignment.pk not in pending
+                and (activation is None or activation.scope_id != assignment.scope_id),
+                "can_deactivate": tab == "active"
+                and assignment.activated_from_id is not None
+                and assignment.principal_user_id == user.pk,
+                "can_extend": tab != "expired" and selfservice.may_extend(user, assignment, now),
+                "can_renew": tab == "expired" and selfservice.may_renew(user, assignment, now),
+            }
+        )
+    return render(
+        request,
+        "assignments/my_roles.html",
+        {
+            "section": "my_roles",
+            "tab": tab,
+            "tabs": tabs,
+            "page_obj": page,
+            "entries": entries,
+            "scope_choices": scope_choices,
+            "at_scope": at_scope,
+            "now": now,
+        },
+    )
+
+
+# --- Activate ----------------------------------------------------------------------------
+
+
+def _outcome_message(outcome, labels: dict) -> tuple[int, str]:
+    request = outcome.request
+    if request is None:
+        label = labels.get(outcome.eligible_id) or f"Eligible assignment {outcome.eligible_id}"
+        return messages.ERROR, f"{label}: {' '.join(outcome.errors)}"
+    label = label_for(request.role, request.scope)
+    if request.status == RequestStatus.PENDING_APPROVAL:
+        return messages.INFO, f"{label}: pending approval"
+    if request.status == RequestStatus.SCHEDULED:
+        return (
+            messages.INFO,
+            f"{label}: scheduled from {when(request.start)} until {when(request.end)}",
+        )
+    return messages.SUCCESS, f"{label}: active until {when(request.end)}"
+
+
+@GET_POST
+def activate(request):
+    """Activate one or several eligible assignments (GET ?eligible=<id>&eligible=<id>)."""
+    user = request.user
+    source = request.POST if request.method == "POST" else request.GET
+    ids = parse_ids(source.getlist("eligible"))
+    if not ids:
+        messages.error(request, "Choose at least one eligible role to activate.")
+        return redirect(_my_roles_url())
+    if len(ids) > MAX_BULK:
+        messages.error(request, f"Activate at most {MAX_BULK} roles at once.")
+        return redirect(_my_roles_url())
+    items = activation_items(user, ids)
+    found = {item.eligible.pk for item in items}
+    missing = [pk for pk in ids if pk not in found]
+    if request.method != "POST" and missing:
+        with contextlib.suppress(ValidationError):
+            selfservice.get_own_eligible(user, missing[0])  # audits someone else's id
+        raise Http404("That eligible assignment is not yours or is no longer in force.")
+    form = ActivateForm(request.POST if request.method == "POST" else None, items=items)
+    if form.requires_mfa and not mfa.has_device(user):
+        messages.info(request, "Set up an authenticator app first: this role asks for a code.")
+        back = f"{reverse('assignments:activate')}?{urlencode([('eligible', i) for i in ids])}"
+        return redirect(f"{reverse('mfa_enroll')}?{urlencode({'next': back})}")
+
+    if request.method == "POST" and form.is_valid():
+        arguments = form.activation_input()
+        # Ids that are not the user's own go to the service, which refuses and audits them.
+        arguments["items"] += [{"eligible_id": pk, "scope": None} for pk in missing]
+        outcomes = selfservice.request_activate_many(user=user, **arguments)
+        labels = {item.eligible.pk: item.label for item in items}
+        reports = [_outcome_message(outcome, labels) for outcome in outcomes]
+        if any(outcome.request is not None for outcome in outcomes):
+            for level, text in reports:
+                messages.add_message(request, level, text)
+            return redirect(_my_roles_url("active"))
+        for _, text in reports:
+            form.add_error(None, text)
+        # A code is good once: do not offer the spent one again.
+        form.data = form.data.copy()
+        form.data["mfa_code"] = ""
+    return render(
+        request,
+        "assignments/activate.html",
+        {"section": "my_roles", "form": form, "items": items},
+    )
+
+
+@require_POST
+def deactivate(request, pk: int):
+    """End the user's own activation now."""
+    user = request.user
+    assignment = Assignment.objects.with_related().filter(pk=pk, principal_user=user).first()
+    if assignment is None:
+        authz.deny(user, what=f"deactivate assignment {pk}", not_found=True)
+    try:
+        selfservice.request_deactivate(user=user, assignment_id=assignment.pk)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        label = label_for(assignment.role, assignment.scope)
+        messages.success(request, f"{label} is deactivated.")
+    return redirect(_my_roles_url("active"))
+
+
+# --- Extend and renew --------------------------------------------------------------------
+
+
+def _ask_administrators(request, pk: int, *, renew: bool):
+    user = request.user
+    assignment = (
+        Assignment.objects.with_related()
+        .filter(pk=pk, principal_user=user, activated_from__isnull=True)
+        .first()
+    )
+    if assignment is None:
+        authz.deny(user, what=f"{'renew' if renew else 'extend'} assignment {pk}", not_found=True)
+    allowed = (selfservice.may_renew if renew else selfservice.may_extend)(user, assignment)
+    if request.method != "POST" and not allowed:
+        messages.error(
+            request,
+            "Only your own assignment that ended in the last 30 days can be renewed."
+            if renew
+            else "Only an assignment that ends within 14 days can be extended.",
+        )
+        return redirect(_my_roles_url("expired" if renew else "eligible"))
+    form = JustificationForm(
+        request.POST if request.method == "POST" else None,
+        submit_label="Request renewal" if renew else "Request extension",
+    )
+    if request.method == "POST" and form.is_valid():
+        service = selfservice.request_renew if renew else selfservice.request_extend
+        try:
+            service(
+                user=user,
+                assignment_id=assignment.pk,
+                justification=form.cleaned_data["justification"],
+            )
+        except ValidationError as error:
+            for message in error.messages:
+                form.add_error(None, message)
+        else:
+            label = label_for(assignment.role, assignment.scope)
+            messages.success(
+                request,
+                f"{label}: your {'renewal' if renew else 'extension'} request waits for an "
+                "administrator's decision.",
+            )
+            return redirect("assignments:my_requests")
+    return render(
+        request,
+        "assignments/my_extend_renew.html",
+        {"section": "my_roles", "form": form, "assignment": assignment, "renew": renew},
+    )
+
+
+@GET_POST
+def extend_request(request, pk: int):
+    """Ask administrators to extend an assignment that ends within 14 days."""
+    return _ask_administrators(request, pk, renew=False)
+
+
+@GET_POST
+def renew_request(request, pk: int):
+    """Ask administrators to renew an assignment that ended in the last 30 days."""
+    return _ask_administrators(request, pk, renew=True)
+
+
+# --- My requests -------------------------------------------------------------------------
+
+
+@require_GET
+def my_requests(request):
+    """The user's requests, newest first; pending and scheduled ones can be canceled."""
+    status = request.GET.get("status", "")
+    if status not in RequestStatus.values:
+        status = ""
+    rows = RoleRequest.objects.filter(requested_by=request.user).with_related()
+    if status:
+        rows = rows.filter(status=status)
+    page = Paginator(rows.order_by("-created_at", "-pk"), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    return render(
+        request,
+        "assignments/my_requests.html",
+        {
+            "section": "my_requests",
+            "page_obj": page,
+            "status": status,
+            "statuses": RequestStatus.choices,
+        },
+    )
+
+
+@require_POST
+def request_cancel(request, pk: int):
+    """Cancel the user's own request pending approval, or a scheduled activation."""
+    user = request.user
+    role_request = RoleRequest.objects.filter(pk=pk, requested_by=user).first()
+    if role_request is None:
+        authz.deny(user, what=f"cancel request {pk}", not_found=True)
+    try:
+        selfservice.request_cancel(actor=user, request_id=role_request.pk)
+    except (ValidationError, selfservice.RequestConflict) as error:
+        text = " ".join(error.messages) if isinstance(error, ValidationError) else str(error)
+        messages.error(request, text)
+    else:
+        messages.success(request, "The request is canceled.")
+    return redirect("assignments:my_requests")

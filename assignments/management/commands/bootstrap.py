@@ -1,6 +1,8 @@
 import getpass
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
@@ -61,6 +63,10 @@ class Command(BaseCommand):
                 password = getpass.getpass("Password for the new user: ")
             if not password:
                 raise CommandError("A password is required for a new user.")
+            try:
+                validate_password(password, User(username=username, email=email))
+            except ValidationError as weak:
+                raise CommandError(" ".join(weak.messages)) from None
         now = timezone.now()
         root = Scope.objects.root()
         with transaction.atomic():

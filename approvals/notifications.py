@@ -1,0 +1,101 @@
+"""Mail about approvals: called after commit with ids, so each reads fresh rows."""
+
+from django.urls import reverse
+
+from approvals.models import ApprovalDecision
+from approvals.services import DECIDED_BY_APPROVERS, approvers_for
+from assignments.models import NotificationEvent, RecipientKind, RolePolicy, RoleRequest
+from assignments.notifications import recipients
+from pim_portal.mail import absolute_url, send_templated_mail
+
+
+def _request(request_id: int) -> RoleRequest | None:
+    return (
+        RoleRequest.objects.with_related()
+        .select_related("completed_by")
+        .filter(pk=request_id)
+        .first()
+    )
+
+
+def _context(request: RoleRequest, **extra) -> dict:
+    return {
+        "request": request,
+        "detail_link": absolute_url(reverse("approvals:request_detail", args=[request.pk])),
+        "inbox_link": absolute_url(reverse("approvals:inbox")),
+        "my_requests_link": absolute_url(reverse("assignments:my_requests")),
+        **extra,
+    }
+
+
+def _requester_addresses(request: RoleRequest) -> list[str]:
+    requester = request.requested_by
+    return [requester.email] if requester is not None and requester.email else []
+
+
+def notify_approvers(request_id: int) -> int:
+    """A request arrived: ask its deciders, with a direct link to decide it."""
+    request = _request(request_id)
+    if request is None or request.status != "pending_approval":
+        return 0
+    addresses = [u.email for u in approvers_for(request) if u.email]
+    if request.action in DECIDED_BY_APPROVERS:
+        policy = RolePolicy.objects.effective_for(request.role, request.scope)
+        addresses = recipients(
+            policy, NotificationEvent.ACTIVATED, RecipientKind.APPROVER, addresses
+        )
+    return send_templated_mail(
+        template="approvals/mail/request_to_approve",
+        recipients=addresses,
+        context=_context(request),
+    )
+
+
+def notify_decided(request_id: int, actor_id: int) -> int:
+    """A request was decided: tell its requester, and the other deciders they need not act."""
+    request = _request(request_id)
+    if request is None:
+        return 0
+    decisions = list(ApprovalDecision.objects.filter(request=request))
+    deciding = next((d for d in reversed(decisions) if d.approver_id == actor_id), None)
+    context = _context(request, decision=deciding, decisions=decisions)
+    sent = send_templated_mail(
+        template="approvals/mail/decision",
+        recipients=_requester_addresses(request),
+        context=context,
+    )
+    others = [u.email for u in approvers_for(request).exclude(pk=actor_id) if u.email]
+    sent += send_templated_mail(
+        template="approvals/mail/decided_by_other", recipients=others, context=context
+    )
+    return sent
+
+
+def notify_lapsed(request_id: int) -> int:
+    """A request was not decided in time: tell its requester."""
+    request = _request(request_id)
+    if request is None:
+        return 0
+    return send_templated_mail(
+        template="approvals/mail/lapsed",
+        recipients=_requester_addresses(request),
+        context=_context(request),
+    )
+
+
+def notify_canceled(request_id: int, actor_id: int) -> int:
+    """An administrator canceled someone's request: tell the requester and the deciders."""
+    request = _request(request_id)
+    if request is None:
+        return 0
+    context = _context(request, decision=None, decisions=[])
+    sent = send_templated_mail(
+        template="approvals/mail/decision",
+        recipients=_requester_addresses(request),
+        context=context,
+    )
+    others = [u.email for u in approvers_for(request).exclude(pk=actor_id) if u.email]
+    sent += send_templated_mail(
+        template="approvals/mail/decided_by_other", recipients=others, context=context
+    )
+    return sent

@@ -1,0 +1,233 @@
+"""Approve requests: the inbox, one request's page, decisions one by one and in bulk.
+
+Every view reads through approvals.services, which answers who may see and decide what;
+a request the viewer may not see is a 404 (audited), so ids do not leak.
+"""
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from approvals import services
+from approvals.forms import AdministratorDecisionForm, BulkDecisionForm, DecisionForm
+from assignments import authz, selfservice
+from assignments.models import RequestStatus, RoleRequest
+
+PAGE_SIZE = 25
+BULK_RESULT_KEY = "approvals_bulk_result"
+
+
+def _grants(request) -> authz.Grants:
+    """The viewer's grants, computed once per request (the navigation reads the same)."""
+    if not hasattr(request, "_pim_grants"):
+        request._pim_grants = authz.grants_for(request.user)
+    return request._pim_grants
+
+
+def _next_or(request, fallback: str) -> str:
+    target = request.POST.get("next") or ""
+    if url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        return target
+    return fallback
+
+
+def _int_or_none(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _choices(items, key, label):
+    seen = {}
+    for item in items:
+        seen.setdefault(key(item), label(item))
+    return sorted(seen.items(), key=lambda pair: str(pair[1]).lower())
+
+
+@require_GET
+def inbox(request):
+    """Every pending request the viewer may decide, with filters and bulk decisions."""
+    grants = _grants(request)
+    items = services.inbox_items(request.user, grants)
+    request._approvals_inbox_count = sum(1 for item in items if item.can_decide)  # the badge
+    filters = {
+        "role": _int_or_none(request.GET.get("role")),
+        "scope": _int_or_none(request.GET.get("scope")),
+        "requester": _int_or_none(request.GET.get("requester")),
+    }
+    options = {
+        "roles": _choices(items, lambda i: i.request.role_id, lambda i: i.request.role.name),
+        "scopes": _choices(items, lambda i: i.request.scope_id, lambda i: str(i.request.scope)),
+        "requesters": _choices(
+            items,
+            lambda i: i.request.requested_by_id,
+            lambda i: str(i.request.requested_by),
+        ),
+    }
+    shown = [
+        item
+        for item in items
+        if (filters["role"] is None or item.request.role_id == filters["role"])
+        and (filters["scope"] is None or item.request.scope_id == filters["scope"])
+        and (filters["requester"] is None or item.request.requested_by_id == filters["requester"])
+    ]
+    page = Paginator(shown, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "approvals/inbox.html",
+        {
+            "section": "approvals",
+            "page_obj": page,
+            "items": page.object_list,
+            "filters": filters,
+            "filtered": any(value is not None for value in filters.values()),
+            "options": options,
+            "decidable_count": sum(1 for item in shown if item.can_decide),
+            "bulk_result": request.session.pop(BULK_RESULT_KEY, None),
+            "now": timezone.now(),
+        },
+    )
+
+
+def _decision_form_class(role_request: RoleRequest):
+    if role_request.action in services.DECIDED_BY_ADMINISTRATORS:
+        return AdministratorDecisionForm
+    return DecisionForm
+
+
+def _new_form(role_request: RoleRequest, data=None):
+    form_class = _decision_form_class(role_request)
+    if form_class is AdministratorDecisionForm:
+        return form_class(data, role_request=role_request)
+    return form_class(data)
+
+
+def _render_detail(request, role_request: RoleRequest, form=None, status: int = 200):
+    grants = _grants(request)
+    now = timezone.now()
+    is_decider = services.may_decide(request.user, role_request, grants)
+    conflict = services.conflict_for(role_request, request.user, now)
+    can_decide = is_decider and conflict is None
+    can_cancel = role_request.status in (
+        RequestStatus.PENDING_APPROVAL,
+        RequestStatus.SCHEDULED,
+    ) and selfservice.may_cancel(request.user, role_request, grants)
+    if can_decide and form is None:
+        form = _new_form(role_request)
+    return render(
+        request,
+        "approvals/request_detail.html",
+        {
+            "section": "approvals",
+            "req": role_request,
+            "timeline": services.request_timeline(role_request, now),
+            "decisions": role_request.approval_decisions.all(),
+            "form": form if can_decide else None,
+            "can_decide": can_decide,
+            "is_decider": is_decider,
+            "is_requester": request.user.pk
+            in (role_request.requested_by_id, role_request.principal_user_id),
+            "can_cancel": can_cancel,
+            "now": now,
+        },
+        status=status,
+    )
+
+
+@require_GET
+def request_detail(request, pk: int):
+    """A request's details and timeline, with approve and deny where the viewer may decide."""
+    role_request = services.request_for_viewer(request.user, pk, _grants(request))
+    return _render_detail(request, role_request)
+
+
+@require_POST
+def decide(request, pk: int):
+    """Approve or deny one request with a justification."""
+    role_request = services.request_for_viewer(request.user, pk, _grants(request))
+    try:
+        services.require_may_decide(request.user, pk, role_request, _grants(request))
+    except PermissionDenied as refused:
+        messages.error(request, str(refused))
+        return _render_detail(request, role_request, status=403)
+    form = _new_form(role_request, request.POST)
+    if not form.is_valid():
+        messages.error(request, "The decision was not recorded: see the form below.")
+        return _render_detail(request, role_request, form=form, status=400)
+    try:
+        result = services.decision_record(
+            actor=request.user,
+            request_id=role_request.pk,
+            approve=form.approve,
+            justification=form.cleaned_data["justification"],
+            grants=_grants(request),
+            **form.changes(),
+        )
+    except PermissionDenied as refused:
+        messages.error(request, str(refused))
+        return _render_detail(request, role_request, status=403)
+    except selfservice.RequestConflict as conflict:
+        messages.warning(request, str(conflict))
+        return redirect("approvals:request_detail", pk=role_request.pk)
+    except ValidationError as error:
+        for message in error.messages:
+            form.add_error(None, message)
+        messages.error(request, "The decision was not recorded: see the form below.")
+        return _render_detail(request, role_request, form=form, status=400)
+    level = messages.WARNING if result.outcome == services.Outcome.FAILED else messages.SUCCESS
+    messages.add_message(request, level, f"{result.label}: {result.message}")
+    return redirect(_next_or(request, reverse("approvals:inbox")))
+
+
+@require_POST
+def bulk_decide(request):
+    """Approve or deny the selected requests with one justification; report each outcome."""
+    inbox_url = _next_or(request, reverse("approvals:inbox"))
+    form = BulkDecisionForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for message in errors:
+                messages.error(request, message)
+        return redirect(inbox_url)
+    results = services.decisions_record_bulk(
+        actor=request.user,
+        request_ids=form.request_ids,
+        approve=form.approve,
+        justification=form.cleaned_data["justification"],
+    )
+    all_done = all(r.outcome in services.SUCCESSFUL_OUTCOMES for r in results)
+    level = messages.SUCCESS if all_done else messages.WARNING
+    messages.add_message(request, level, services.bulk_summary(results) + ".")
+    request.session[BULK_RESULT_KEY] = [
+        {
+            "request_id": r.request_id,
+            "label": r.label if r.outcome != services.Outcome.FORBIDDEN else "",
+            "outcome": r.outcome,
+            "ok": r.outcome in services.SUCCESSFUL_OUTCOMES,
+            "message": r.message,
+        }
+        for r in results
+    ]
+    return redirect(inbox_url)
+
+
+@require_POST
+def request_cancel_admin(request, pk: int):
+    """Cancel a pending request: its requester, or a Privileged Role / Global Administrator."""
+    role_request = services.request_for_viewer(request.user, pk, _grants(request))
+    try:
+        services.request_cancel(actor=request.user, request_id=role_request.pk)
+    except PermissionDenied as refused:
+        messages.error(request, str(refused))
+        return _render_detail(request, role_request, status=403)
+    except selfservice.RequestConflict as conflict:
+        messages.warning(request, str(conflict))
+        return redirect("approvals:request_detail", pk=role_request.pk)
+    messages.success(request, f"Request canceled: {role_request}.")
+    return redirect(_next_or(request, reverse("approvals:request_detail", args=[pk])))

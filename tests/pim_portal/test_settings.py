@@ -1,0 +1,147 @@
+"""Settings from the environment: typed readers that fail loudly, and a clean deploy check."""
+
+import os
+import secrets
+import string
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from pim_portal.env import env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+NAME = "PIM_TEST_SETTING"
+
+
+# env_bool ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", ["1", "true", "True", "YES", "on", " yes "])
+def test_env_bool_reads_true(monkeypatch, raw):
+    monkeypatch.setenv(NAME, raw)
+    assert env_bool(NAME, False) is True
+
+
+@pytest.mark.parametrize("raw", ["0", "false", "FALSE", "no", "off"])
+def test_env_bool_reads_false(monkeypatch, raw):
+    monkeypatch.setenv(NAME, raw)
+    assert env_bool(NAME, True) is False
+
+
+def test_env_bool_unset_gives_the_default(monkeypatch):
+    monkeypatch.delenv(NAME, raising=False)
+    assert env_bool(NAME, True) is True
+    assert env_bool(NAME, False) is False
+
+
+@pytest.mark.parametrize("raw", ["maybe", "2", "enabled", "tru"])
+def test_env_bool_bad_value_names_the_variable(monkeypatch, raw):
+    monkeypatch.setenv(NAME, raw)
+    with pytest.raises(ImproperlyConfigured, match=NAME):
+        env_bool(NAME, False)
+
+
+# env_int -----------------------------------------------------------------------------------
+
+
+def test_env_int_reads_a_whole_number(monkeypatch):
+    monkeypatch.setenv(NAME, "3600")
+    assert env_int(NAME, 0) == 3600
+
+
+def test_env_int_unset_gives_the_default(monkeypatch):
+    monkeypatch.delenv(NAME, raising=False)
+    assert env_int(NAME, 42) == 42
+
+
+def test_env_int_blank_gives_the_default(monkeypatch):
+    monkeypatch.setenv(NAME, "  ")
+    assert env_int(NAME, 42) == 42
+
+
+@pytest.mark.parametrize("raw", ["ten", "1.5", "30m", "0x10"])
+def test_env_int_bad_value_names_the_variable(monkeypatch, raw):
+    monkeypatch.setenv(NAME, raw)
+    with pytest.raises(ImproperlyConfigured, match=NAME):
+        env_int(NAME, 0)
+
+
+# env_list / env_str ------------------------------------------------------------------------
+
+
+def test_env_list_splits_on_commas_and_drops_blanks(monkeypatch):
+    monkeypatch.setenv(NAME, " pim.example.com, ,admin.example.com ")
+    assert env_list(NAME, []) == ["pim.example.com", "admin.example.com"]
+
+
+def test_env_list_unset_gives_the_default(monkeypatch):
+    monkeypatch.delenv(NAME, raising=False)
+    assert env_list(NAME, ["localhost"]) == ["localhost"]
+
+
+def test_env_str_unset_gives_the_default(monkeypatch):
+    monkeypatch.delenv(NAME, raising=False)
+    assert env_str(NAME, "fallback") == "fallback"
+
+
+# manage.py with production settings ----------------------------------------------------------
+
+
+def _production_env(**overrides) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SECURE_", "SESSION_"))}
+    for name in (
+        "DEBUG",
+        "SECRET_KEY",
+        "ALLOWED_HOSTS",
+        "CSRF_COOKIE_SECURE",
+        "TIME_ZONE",
+        "DJANGO_ALLOW_ASYNC_UNSAFE",  # set by the browser tests for their own process
+    ):
+        env.pop(name, None)
+    alphabet = string.ascii_letters + string.digits + "!#%&()*+,-./:;<=>?@[]^_{|}~"
+    env.update(
+        DEBUG="0",
+        SECRET_KEY="".join(secrets.choice(alphabet) for _ in range(50)),
+        ALLOWED_HOSTS="pim.example.com",
+        DJANGO_SETTINGS_MODULE="pim_portal.settings",
+    )
+    env.update(overrides)
+    return {k: v for k, v in env.items() if v is not None}
+
+
+def _manage(*args, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_deploy_check_passes_with_production_settings():
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=_production_env())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_settings_refuse_to_start_without_secret_key():
+    result = _manage("check", "--deploy", env=_production_env(SECRET_KEY=None))
+    assert result.returncode != 0
+    assert "SECRET_KEY is required when DEBUG is off" in result.stderr
+
+
+def test_bad_boolean_in_the_environment_stops_the_portal_with_its_name():
+    result = _manage("check", env=_production_env(DEBUG="maybe"))
+    assert result.returncode != 0
+    assert "DEBUG='maybe' is not a boolean" in result.stderr
+
+
+def test_unknown_time_zone_stops_the_portal():
+    result = _manage("check", env=_production_env(TIME_ZONE="Mars/Olympus"))
+    assert result.returncode != 0
+    assert "TIME_ZONE='Mars/Olympus'" in result.stderr

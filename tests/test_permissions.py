@@ -1,0 +1,309 @@
+"""The permission matrix: every URL × persona × method → the expected status.
+
+One table, one test. A new page adds its rows to CASES; a new persona adds a column to
+PERSONAS and a value to every row (a missing value fails loudly, so no page goes unchecked).
+Objects a persona may not know of answer 404; pages they may see but not use answer 403.
+Forms are posted empty: a manager gets the form back with its errors (200).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from assignments.models import (
+    Assignment,
+    AssignmentKind,
+    RequestAction,
+    RequestStatus,
+    RoleRequest,
+)
+from tests.conftest import signed_in
+from tests.factories import assign, make_user, role
+
+ANONYMOUS = "anonymous"
+# Column order of the `expect` rows below; each name is a fixture in tests/conftest.py.
+PERSONAS = ["outsider", "eligible_user", "security_reader", "pra", "resource_owner"]
+
+
+@dataclass(frozen=True)
+class Case:
+    url: str  # URL name, namespace included
+    args: Callable[[dict], list]  # the URL's arguments, from the `world` fixture
+    method: str  # "get" or "post"
+    expected: dict[str, int]  # persona → status; anonymous is always sent to sign in
+
+
+def expect(outsider, eligible_user, security_reader, pra, resource_owner) -> dict[str, int]:
+    return dict(zip(PERSONAS, [outsider, eligible_user, security_reader, pra, resource_owner]))
+
+
+def no_args(world):
+    return []
+
+
+def both(url, args, get: dict, post: dict) -> list[Case]:
+    return [Case(url, args, "get", get), Case(url, args, "post", post)]
+
+
+# Shorthands for the rows below.
+READ_ONLY_405 = expect(405, 405, 405, 405, 405)  # list pages and exports take GET only
+DIRECTORY_VIEW = expect(403, 403, 200, 200, 403)
+DIRECTORY_MANAGE = expect(403, 403, 403, 200, 403)
+SCOPE_IN_REACH = expect(404, 404, 200, 200, 200)  # Production: Olivia owns it
+SCOPE_OUT_OF_REACH = expect(404, 404, 200, 200, 404)  # Contoso, Sandbox: above or beside it
+DIRECTORY_ASSIGNMENT = expect(404, 404, 403, 200, 404)
+RESOURCE_ASSIGNMENT = expect(404, 404, 403, 403, 200)
+FOREIGN_ASSIGNMENT = expect(404, 404, 403, 403, 404)
+ALL_302, ALL_404, ALL_405 = (expect(*[status] * len(PERSONAS)) for status in (302, 404, 405))
+
+CASES: list[Case] = [
+    # Directory roles
+    *both("assignments:directory_roles", no_args, DIRECTORY_VIEW, READ_ONLY_405),
+    *both(
+        "assignments:role_detail",
+        lambda w: [w["directory_role"].pk],
+        DIRECTORY_VIEW,
+        READ_ONLY_405,
+    ),
+    *both(
+        "assignments:role_detail",
+        lambda w: [w["resource_role"].pk],
+        expect(403, 403, 200, 200, 403),  # a resource role at the root: Olivia is below it
+        READ_ONLY_405,
+    ),
+    *both(
+        "assignments:role_export",
+        lambda w: [w["directory_role"].pk],
+        DIRECTORY_VIEW,
+        READ_ONLY_405,
+    ),
+    *both(
+        "assignments:policy_edit",
+        lambda w: [w["directory_role"].pk],
+        DIRECTORY_VIEW,
+        DIRECTORY_MANAGE,
+    ),
+    # Resources
+    *both("assignments:resources", no_args, expect(403, 403, 200, 200, 200), READ_ONLY_405),
+    *both("assignments:scope_detail", lambda w: [w["sub"].pk], SCOPE_IN_REACH, READ_ONLY_405),
+    *both("assignments:scope_detail", lambda w: [w["mg"].pk], SCOPE_OUT_OF_REACH, READ_ONLY_405),
+    *both("assignments:scope_export", lambda w: [w["sub"].pk], SCOPE_IN_REACH, READ_ONLY_405),
+    *both(
+        "assignments:scope_export",
+        lambda w: [w["other_sub"].pk],
+        SCOPE_OUT_OF_REACH,
+        READ_ONLY_405,
+    ),
+    *both(
+        "assignments:scope_role_detail",
+        lambda w: [w["sub"].pk, w["resource_role"].pk],
+        SCOPE_IN_REACH,
+        READ_ONLY_405,
+    ),
+    *both(
+        "assignments:scope_role_detail",
+        lambda w: [w["other_sub"].pk, w["resource_role"].pk],
+        SCOPE_OUT_OF_REACH,
+        READ_ONLY_405,
+    ),
+    *both(
+        "assignments:scope_policy_edit",
+        lambda w: [w["sub"].pk, w["resource_role"].pk],
+        SCOPE_IN_REACH,
+        expect(404, 404, 403, 403, 200),
+    ),
+    *both(
+        "assignments:scope_policy_edit",
+        lambda w: [w["other_sub"].pk, w["resource_role"].pk],
+        SCOPE_OUT_OF_REACH,
+        expect(404, 404, 403, 403, 404),
+    ),
+    # Assignments
+    *both(
+        "assignments:assignment_add",
+        no_args,
+        expect(403, 403, 403, 200, 200),
+        expect(403, 403, 403, 200, 200),
+    ),
+    *[
+        case
+        for action in ("update", "extend", "remove")
+        for case in [
+            *both(
+                f"assignments:assignment_{action}",
+                lambda w: [w["directory_assignment"].pk],
+                DIRECTORY_ASSIGNMENT,
+                DIRECTORY_ASSIGNMENT,
+            ),
+            *both(
+                f"assignments:assignment_{action}",
+                lambda w: [w["resource_assignment"].pk],
+                RESOURCE_ASSIGNMENT,
+                RESOURCE_ASSIGNMENT,
+            ),
+            *both(
+                f"assignments:assignment_{action}",
+                lambda w: [w["foreign_assignment"].pk],
+                FOREIGN_ASSIGNMENT,
+                FOREIGN_ASSIGNMENT,
+            ),
+        ]
+    ],
+    # An empty renew is a valid one (now, for as long as the settings allow): it redirects.
+    *both(
+        "assignments:assignment_renew",
+        lambda w: [w["ended_directory_assignment"].pk],
+        DIRECTORY_ASSIGNMENT,
+        expect(404, 404, 403, 302, 404),
+    ),
+    *both(
+        "assignments:assignment_renew",
+        lambda w: [w["ended_resource_assignment"].pk],
+        RESOURCE_ASSIGNMENT,
+        expect(404, 404, 403, 403, 302),
+    ),
+    # Self-service: everyone has My roles and My requests; ids that are not theirs are 404.
+    *both("assignments:my_roles", no_args, expect(200, 200, 200, 200, 200), READ_ONLY_405),
+    *both("assignments:my_requests", no_args, expect(200, 200, 200, 200, 200), READ_ONLY_405),
+    # Without ?eligible= ids the activate page sends everyone back to My roles.
+    *both("assignments:activate", no_args, expect(302, 302, 302, 302, 302), ALL_302),
+    *both(
+        "assignments:deactivate",
+        lambda w: [w["directory_assignment"].pk],
+        ALL_405,
+        expect(404, 302, 404, 404, 404),  # Erin's, but not an activation: a clear refusal
+    ),
+    *both("assignments:deactivate", lambda w: [w["foreign_assignment"].pk], ALL_405, ALL_404),
+    *[
+        case
+        for name in ("extend_request", "renew_request")
+        for case in [
+            # Erin's assignment is neither ending soon nor ended: sent back, or refused on the form.
+            *both(
+                f"assignments:{name}",
+                lambda w: [w["directory_assignment"].pk],
+                expect(404, 302, 404, 404, 404),
+                expect(404, 200, 404, 404, 404),
+            ),
+            *both(f"assignments:{name}", lambda w: [w["foreign_assignment"].pk], ALL_404, ALL_404),
+        ]
+    ],
+    *both(
+        "assignments:request_cancel",
+        lambda w: [pending_request(w["directory_assignment"]).pk],
+        ALL_405,
+        expect(404, 302, 404, 404, 404),
+    ),
+    *both(
+        "assignments:request_cancel",
+        lambda w: [pending_request(w["foreign_assignment"]).pk],
+        ALL_405,
+        ALL_404,
+    ),
+    # Approve requests (no approvers named: the PRA decides Erin's directory request).
+    *both("approvals:inbox", no_args, expect(200, 200, 200, 200, 200), READ_ONLY_405),
+    *both(
+        "approvals:request_detail",
+        lambda w: [pending_request(w["directory_assignment"]).pk],
+        expect(404, 200, 404, 200, 404),
+        READ_ONLY_405,
+    ),
+    *both(
+        "approvals:request_detail",
+        lambda w: [pending_request(w["foreign_assignment"]).pk],
+        expect(404, 404, 404, 200, 404),  # PRA and GA see every request, to cancel it
+        READ_ONLY_405,
+    ),
+    *both(
+        "approvals:decide",
+        lambda w: [pending_request(w["directory_assignment"]).pk],
+        ALL_405,
+        expect(404, 403, 404, 400, 404),  # the decider gets the empty form back
+    ),
+    *both(
+        "approvals:request_cancel_admin",
+        lambda w: [pending_request(w["directory_assignment"]).pk],
+        ALL_405,
+        expect(404, 302, 404, 302, 404),
+    ),
+    *both("approvals:bulk_decide", no_args, ALL_405, ALL_302),
+]
+
+
+def _flatten():
+    for number, case in enumerate(CASES):
+        name = case.url.split(":")[-1]
+        for persona in [ANONYMOUS, *PERSONAS]:
+            expected = 302 if persona == ANONYMOUS else case.expected[persona]
+            yield pytest.param(
+                case, persona, expected, id=f"{number:02d}-{name}-{case.method}-{persona}"
+            )
+
+
+@pytest.fixture
+def world(tree, eligible_user):
+    """The objects the URLs point at. Erin's assignments are at the root and on Production."""
+    now = timezone.now()
+    directory_assignment = eligible_user_assignment(eligible_user, "directory")
+    resource_assignment = eligible_user_assignment(eligible_user, "resource")
+    stranger = make_user("stan")
+    return {
+        **tree,
+        "directory_role": role("Privileged Role Administrator"),
+        "resource_role": role("Contributor"),
+        "directory_assignment": directory_assignment,
+        "resource_assignment": resource_assignment,
+        "foreign_assignment": assign(
+            stranger, "Contributor", scope=tree["other_sub"], kind=AssignmentKind.ELIGIBLE
+        ),
+        "ended_directory_assignment": assign(
+            stranger,
+            "Billing Administrator",
+            kind=AssignmentKind.ELIGIBLE,
+            start=now - timedelta(days=10),
+            end=now - timedelta(days=1),
+        ),
+        "ended_resource_assignment": assign(
+            stranger,
+            "Reader",
+            scope=tree["sub"],
+            kind=AssignmentKind.ELIGIBLE,
+            start=now - timedelta(days=10),
+            end=now - timedelta(days=1),
+        ),
+    }
+
+
+def pending_request(assignment):
+    """A request pending approval by the assignment's holder, to activate it."""
+    return RoleRequest.objects.create(
+        action=RequestAction.SELF_ACTIVATE,
+        status=RequestStatus.PENDING_APPROVAL,
+        principal_user=assignment.principal_user,
+        requested_by=assignment.principal_user,
+        role=assignment.role,
+        scope=assignment.scope,
+        kind=AssignmentKind.ACTIVE,
+        target_assignment=assignment,
+    )
+
+
+def eligible_user_assignment(user, role_kind: str):
+    return Assignment.objects.get(principal_user=user, role__kind=role_kind)
+
+
+@pytest.mark.parametrize(("case", "persona", "expected"), list(_flatten()))
+def test_permission_matrix(request, world, case: Case, persona: str, expected: int):
+    client = Client() if persona == ANONYMOUS else signed_in(request.getfixturevalue(persona))
+    target = reverse(case.url, args=case.args(world))
+
+    response = getattr(client, case.method)(target)
+
+    assert response.status_code == expected, f"{case.method.upper()} {target} as {persona}"
+    if persona == ANONYMOUS:
+        assert response["Location"].startswith(reverse("login"))
