@@ -1,12 +1,14 @@
 from django.db.models import Count, Q
 from django.shortcuts import render
 from django.utils import timezone
+from django.views.decorators.http import require_GET
 
 from assignments.authz import grants_for
 from assignments.models import Assignment, AssignmentKind, RequestStatus, RoleKind, RoleRequest
 from audit.models import AuditEvent
 
 
+@require_GET
 def dashboard(request):
     """Overview: the viewer's own roles, and for administrators who holds what."""
     now = timezone.now()

@@ -60,6 +60,10 @@ MIDDLEWARE = [
     "pim_portal.middleware.UserTimezoneMiddleware",
 ]
 
+if DEBUG:
+    # The development server serves static files itself; WhiteNoise serves collected ones.
+    MIDDLEWARE.remove("whitenoise.middleware.WhiteNoiseMiddleware")
+
 ROOT_URLCONF = "pim_portal.urls"
 CSRF_FAILURE_VIEW = "pim_portal.views.csrf_failure"
 WSGI_APPLICATION = "pim_portal.wsgi.application"

@@ -29,18 +29,25 @@ def _locmem_mail(settings):
 
 
 @pytest.fixture(autouse=True)
-def _builtin_catalog_survives_flush(request, django_db_blocker):
-    """Tests with real transactions end by flushing every table, the built-in roles included
-    (they come from a data migration). Put them back for the tests that follow."""
-    yield
-    marker = request.node.get_closest_marker("django_db")
-    flushed = marker is not None and marker.kwargs.get("transaction", False)
-    if flushed or {"transactional_db", "live_server"} & set(request.fixturenames):
-        from assignments.catalog import install_catalog
-        from assignments.models import Role, RolePolicy, Scope
+def _migrated_data_for_transactional_tests(request):
+    """Tests with real transactions start from what `migrate` makes.
 
-        with django_db_blocker.unblock():
-            install_catalog(Scope, Role, RolePolicy)
+    Each one ends by emptying every table, the data migration's built-in roles and
+    post_migrate's content types and permissions included; pytest-django runs them after the
+    other database tests, so only the transactional ones that follow need it put back.
+    """
+    marker = request.node.get_closest_marker("django_db")
+    transactional = marker is not None and marker.kwargs.get("transaction", False)
+    if not (transactional or {"transactional_db", "live_server"} & set(request.fixturenames)):
+        return
+    request.getfixturevalue("transactional_db")
+    from django.core.management.sql import emit_post_migrate_signal
+
+    from assignments.catalog import install_catalog
+    from assignments.models import Role, RolePolicy, Scope
+
+    emit_post_migrate_signal(verbosity=0, interactive=False, db="default")
+    install_catalog(Scope, Role, RolePolicy)
 
 
 @pytest.fixture

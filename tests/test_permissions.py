@@ -62,6 +62,9 @@ FOREIGN_ASSIGNMENT = expect(404, 404, 403, 403, 404)
 ALL_302, ALL_404, ALL_405 = (expect(*[status] * len(PERSONAS)) for status in (302, 404, 405))
 
 CASES: list[Case] = [
+    # Everyone signed in: the dashboard and setting up an authenticator app.
+    *both("dashboard", no_args, expect(200, 200, 200, 200, 200), READ_ONLY_405),
+    *both("mfa_enroll", no_args, expect(200, 200, 200, 200, 200), expect(200, 200, 200, 200, 200)),
     # Directory roles
     *both("assignments:directory_roles", no_args, DIRECTORY_VIEW, READ_ONLY_405),
     *both(
@@ -307,3 +310,29 @@ def test_permission_matrix(request, world, case: Case, persona: str, expected: i
     assert response.status_code == expected, f"{case.method.upper()} {target} as {persona}"
     if persona == ANONYMOUS:
         assert response["Location"].startswith(reverse("login"))
+
+
+# Pages that need no sign-in or belong to Django itself, and so are not in the matrix.
+OUTSIDE_THE_MATRIX = {"login", "logout", "healthz"}
+
+
+def _portal_url_names(patterns, namespace=""):
+    from django.urls import URLPattern, URLResolver
+
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            if pattern.app_name == "admin":
+                continue
+            inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+            yield from _portal_url_names(pattern.url_patterns, inner)
+        elif isinstance(pattern, URLPattern) and pattern.name:
+            yield f"{namespace}{pattern.name}"
+
+
+def test_every_portal_page_is_in_the_permission_matrix():
+    from django.urls import get_resolver
+
+    names = set(_portal_url_names(get_resolver().url_patterns)) - OUTSIDE_THE_MATRIX
+    covered = {case.url for case in CASES}
+
+    assert names - covered == set(), "add rows for these pages to CASES"

@@ -26,7 +26,7 @@ from tests.factories import make_user
 pytestmark = [
     pytest.mark.postgres,
     # The catalog (roles, the root scope) comes from a data migration: restore it after each.
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
 ]
 
 ROUNDS = 12

@@ -795,7 +795,7 @@ def race(*calls) -> list:
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("approval", [False, True], ids=["in-force", "pending"])
 def test_two_submissions_at_the_same_moment_make_one_request(eligible_user, approval):
     relax(PRA, require_approval=approval)

@@ -59,7 +59,7 @@ def browser(django_db_setup):
 
     # Django keeps its connections per asyncio context, and Playwright's running loop gives
     # this thread a new one: keep using the connections the test database was set up on
-    # (they hold what serialized rollback restores, and SQLite's in-memory test database).
+    # (the test database's settings and, on SQLite, the in-memory database itself).
     kept = {alias: connections[alias] for alias in connections}
     with sync_playwright() as playwright:
         for alias, connection in kept.items():
@@ -72,12 +72,8 @@ def browser(django_db_setup):
 
 
 @pytest.fixture
-def page(request, browser, live_server, transactional_db, django_db_serialized_rollback):
-    """A fresh browser context per test, its relative URLs on the live server.
-
-    The live server needs committed data, so the database is emptied after each test; the
-    serialized rollback puts back what the migrations made (the role catalog, the root).
-    """
+def page(request, browser, live_server, transactional_db):
+    """A fresh browser context per test, its relative URLs on the live server."""
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()

@@ -18,11 +18,6 @@ from tests.factories import assign, make_user
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fast_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def seed() -> str:
     out = StringIO()
     call_command("seed_demo", stdout=out)
@@ -118,7 +113,7 @@ class RecordingBackend(BaseEmailBackend):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_seed_sends_no_mail_to_the_configured_backend(settings, django_db_serialized_rollback):
+def test_seed_sends_no_mail_to_the_configured_backend(settings):
     # Transactional, so the mail that waits for the seed's commit is really attempted.
     settings.EMAIL_BACKEND = f"{__name__}.RecordingBackend"
     SENT.clear()
@@ -157,6 +152,14 @@ def test_persona_can_sign_in(username):
 
 def test_portal_already_in_use_is_left_alone():
     assign(make_user("someone"), "Security Reader", permanent=True)
+    before = counts()
+    output = seed()
+    assert counts() == before
+    assert "not adding the demo organization" in output
+
+
+def test_portal_with_a_user_named_like_a_demo_user_is_left_alone():
+    make_user("admin")
     before = counts()
     output = seed()
     assert counts() == before

@@ -35,6 +35,7 @@ from audit import log as audit_log
 DEMO_PASSWORD = "demo-pass-2026"
 DOMAIN = "contoso.example"
 ADMIN_USERNAME = "admin"
+ADMIN_EMAIL = f"pat.morgan@{DOMAIN}"  # with the username, tells a seeded database
 
 LOCMEM = "django.core.mail.backends.locmem.EmailBackend"
 
@@ -154,13 +155,16 @@ class Command(BaseCommand):
     def handle(self, *args, url="", **options):
         url = (url or settings.SITE_URL).rstrip("/") + "/"
         User = get_user_model()
-        if User.objects.filter(username=ADMIN_USERNAME).exists():
+        if User.objects.filter(username=ADMIN_USERNAME, email=ADMIN_EMAIL).exists():
             self.stdout.write("The demo organization Contoso is already seeded.")
-        elif Assignment.objects.exists():
+        elif (
+            Assignment.objects.exists()
+            or User.objects.filter(username__in=[p.username for p in PEOPLE]).exists()
+        ):
             self.stdout.write(
                 self.style.WARNING(
-                    "This portal already holds role assignments: not adding the demo "
-                    "organization to it."
+                    "This portal already holds role assignments or users with the demo's "
+                    "usernames: not adding the demo organization to it."
                 )
             )
             return
@@ -208,7 +212,7 @@ class Seeder:
             "bootstrap",
             username=ADMIN_USERNAME,
             password=DEMO_PASSWORD,
-            email=f"pat.morgan@{DOMAIN}",
+            email=ADMIN_EMAIL,
             noinput=True,
             stdout=self.stdout,
         )
