@@ -33,6 +33,17 @@ class SessionTimeoutMiddleware:
         return self.get_response(request)
 
 
+def client_ip(request) -> str | None:
+    """The client's address. Behind our own reverse proxy, the address that proxy saw: the
+    last entry of X-Forwarded-For (earlier entries are whatever the client claimed)."""
+    if settings.BEHIND_TLS_PROXY:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+        if hops:
+            return hops[-1]
+    return request.META.get("REMOTE_ADDR")
+
+
 class RequestContextMiddleware:
     """Makes the client IP and a request id known to the audit log, which never sees requests."""
 
@@ -41,9 +52,7 @@ class RequestContextMiddleware:
 
     def __call__(self, request):
         request.request_id = uuid.uuid4()
-        token = request_context.set_current(
-            ip=request.META.get("REMOTE_ADDR"), request_id=request.request_id
-        )
+        token = request_context.set_current(ip=client_ip(request), request_id=request.request_id)
         try:
             response = self.get_response(request)
         finally:

@@ -152,3 +152,29 @@ def test_audit_events_written_in_a_request_carry_its_ip_and_id(outsider):
     event = AuditEvent.objects.get(action="pim.security.mfa_enrolled")
     assert event.ip == "198.51.100.4"
     assert event.http_request_id == response["X-Request-ID"]
+
+
+def test_audit_records_the_address_our_proxy_saw_when_behind_it(outsider, settings):
+    from audit.models import AuditEvent
+    from tests.conftest import signed_in
+
+    settings.BEHIND_TLS_PROXY = True
+    client = signed_in(outsider)
+
+    client.get("/roles/", HTTP_X_FORWARDED_FOR="6.6.6.6, 198.51.100.7")
+
+    event = AuditEvent.objects.filter(action="pim.security.forbidden").latest("seq")
+    assert event.ip == "198.51.100.7"
+
+
+def test_audit_ignores_forwarded_for_when_not_behind_a_proxy(outsider, settings):
+    from audit.models import AuditEvent
+    from tests.conftest import signed_in
+
+    settings.BEHIND_TLS_PROXY = False
+    client = signed_in(outsider)
+
+    client.get("/roles/", HTTP_X_FORWARDED_FOR="6.6.6.6")
+
+    event = AuditEvent.objects.filter(action="pim.security.forbidden").latest("seq")
+    assert event.ip == "127.0.0.1"
