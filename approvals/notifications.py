@@ -84,18 +84,25 @@ def notify_lapsed(request_id: int) -> int:
 
 
 def notify_canceled(request_id: int, actor_id: int) -> int:
-    """An administrator canceled someone's request: tell the requester and the deciders."""
+    """A pending request was canceled: tell the deciders they need not act, and the requester
+    when someone else (an administrator) canceled it."""
     request = _request(request_id)
     if request is None:
         return 0
     context = _context(request, decision=None, decisions=[])
-    sent = send_templated_mail(
-        template="approvals/mail/decision",
-        recipients=_requester_addresses(request),
-        context=context,
-    )
+    sent = 0
+    if actor_id != request.requested_by_id:
+        sent += send_templated_mail(
+            template="approvals/mail/decision",
+            recipients=_requester_addresses(request),
+            context=context,
+        )
     others = [u.email for u in approvers_for(request).exclude(pk=actor_id) if u.email]
     sent += send_templated_mail(
         template="approvals/mail/decided_by_other", recipients=others, context=context
     )
     return sent
+
+
+def on_request_canceled(sender, request_id: int, actor_id: int, **kwargs) -> None:
+    notify_canceled(request_id, actor_id)

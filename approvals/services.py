@@ -658,9 +658,8 @@ def request_cancel(*, actor, request_id: int) -> RoleRequest:
             raise conflict_for(locked, actor, timezone.now()) or DecisionConflict(
                 "That request is no longer open.", Outcome.ALREADY_DECIDED
             )
+        # Who is told is the approvals app's listener to selfservice's request_canceled.
         request = selfservice.request_cancel(actor=actor, request_id=request_id)
-        if actor.pk != request.requested_by_id:
-            _on_commit_notify_canceled(request.pk, actor.pk)
     return request
 
 
@@ -677,12 +676,6 @@ def _on_commit_notify_lapsed(request_id: int) -> None:
     from approvals import notifications
 
     transaction.on_commit(lambda: notifications.notify_lapsed(request_id))
-
-
-def _on_commit_notify_canceled(request_id: int, actor_id: int) -> None:
-    from approvals import notifications
-
-    transaction.on_commit(lambda: notifications.notify_canceled(request_id, actor_id))
 
 
 # --- The timeline of a request -------------------------------------------------------------

@@ -24,7 +24,7 @@ from assignments.models import (
     Scope,
 )
 from assignments.policy import START_TOLERANCE, activation_problems
-from assignments.signals import request_submitted
+from assignments.signals import request_canceled, request_submitted
 from audit import log as audit_log
 from pim_portal import mfa
 
@@ -595,6 +595,12 @@ def request_cancel(*, actor, request_id: int) -> RoleRequest:
                 end_processed_at=now,
             )
         before = _request_snapshot(request)
+        if request.status == RequestStatus.PENDING_APPROVAL:
+            transaction.on_commit(
+                lambda: request_canceled.send(
+                    sender=RoleRequest, request_id=request.pk, actor_id=actor.pk
+                )
+            )
         request.status = RequestStatus.CANCELED
         request.completed_at = now
         request.completed_by = actor

@@ -1,9 +1,12 @@
 """Signals other apps listen to; assignments knows nothing of who listens.
 
 `request_submitted` is sent after commit when a request starts waiting for approval, with
-`request_id`. The approvals app listens to tell the approvers.
+`request_id`. `request_canceled` is sent after commit when a request that was waiting for
+approval is canceled, with `request_id` and `actor_id`. The approvals app listens to both to
+tell the approvers.
 """
 
 from django.dispatch import Signal
 
 request_submitted = Signal()
+request_canceled = Signal()

@@ -620,3 +620,14 @@ def test_timeline_of_a_lapsed_request_ends_with_the_lapse(pending):
     request = RoleRequest.objects.with_related().get(pk=pending.pk)
     titles = [entry.title for entry in services.request_timeline(request)]
     assert titles == ["Requested: activate", "Lapsed"]
+
+
+def test_requester_canceling_their_own_request_tells_the_approvers_only(
+    pending, approver, eligible_user, django_capture_on_commit_callbacks
+):
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        selfservice.request_cancel(actor=eligible_user, request_id=pending.pk)
+    recipients = [m.to for m in mail.outbox]
+    assert [approver.email] in recipients
+    assert [eligible_user.email] not in recipients
