@@ -1,6 +1,7 @@
 """Run the web server and the django-q2 worker together; Ctrl-C stops both."""
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,8 +25,6 @@ class Command(BaseCommand):
                 [python, "manage.py", "runserver", "--noreload", f"{host}:{port}"]
             ),
         ]
-        self.stdout.write(self.style.SUCCESS(f"\nPIM Portal is running at {url}"))
-        self.stdout.write("Background worker (django-q2) is running. Press Ctrl-C to stop both.\n")
 
         def stop(*_):
             for process in processes:
@@ -34,6 +33,10 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         try:
+            self._wait_for_port(host, int(port), processes)
+            self._print_logins(url)
+            self.stdout.write(self.style.SUCCESS(f"PIM Portal is running at {url}"))
+            self.stdout.write("Background worker (django-q2) is running. Ctrl-C stops both.\n")
             while all(process.poll() is None for process in processes):
                 time.sleep(0.5)
         except KeyboardInterrupt:
@@ -46,3 +49,20 @@ class Command(BaseCommand):
                 except subprocess.TimeoutExpired:
                     process.kill()
         self.stdout.write("Stopped.")
+
+    @staticmethod
+    def _wait_for_port(host: str, port: int, processes, seconds: float = 15) -> None:
+        """Print the banner after the servers' own start-up lines, not lost among them."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and all(p.poll() is None for p in processes):
+            try:
+                with socket.create_connection((host, port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.3)
+
+    def _print_logins(self, url: str) -> None:
+        from pim_portal.management.commands import seed_demo
+
+        if seed_demo.is_seeded():
+            seed_demo.Command(stdout=self.stdout).print_logins(url)

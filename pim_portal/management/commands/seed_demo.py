@@ -141,6 +141,10 @@ SCOPES = [
 PERSONAS = [person for person in PEOPLE if person.persona]
 
 
+def is_seeded() -> bool:
+    return get_user_model().objects.filter(username=ADMIN_USERNAME, email=ADMIN_EMAIL).exists()
+
+
 class Command(BaseCommand):
     help = (
         "Seed the demo organization Contoso (users, groups, resources, role settings and "
@@ -155,7 +159,7 @@ class Command(BaseCommand):
     def handle(self, *args, url="", **options):
         url = (url or settings.SITE_URL).rstrip("/") + "/"
         User = get_user_model()
-        if User.objects.filter(username=ADMIN_USERNAME, email=ADMIN_EMAIL).exists():
+        if is_seeded():
             self.stdout.write("The demo organization Contoso is already seeded.")
         elif (
             Assignment.objects.exists()
