@@ -2,6 +2,7 @@ from crispy_forms.helper import FormHelper
 from crispy_forms.layout import Field, Fieldset, Layout
 from django import forms
 
+from assignments.forms.manage import LocalDateTimeField
 from assignments.models import AssignmentKind
 from assignments.selfservice import UNCHANGED
 
@@ -40,13 +41,13 @@ class DecisionForm(forms.Form):
 class AdministratorDecisionForm(DecisionForm):
     """An extend or renew: the administrator may change the new start, end and type."""
 
-    start = forms.DateTimeField(
+    start = LocalDateTimeField(
         label="Start",
         required=False,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=LOCAL_DATETIME),
         help_text="Leave as it is to keep what was asked. Times are in your time zone.",
     )
-    end = forms.DateTimeField(
+    end = LocalDateTimeField(
         label="End",
         required=False,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=LOCAL_DATETIME),

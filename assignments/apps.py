@@ -11,3 +11,14 @@ class AssignmentsConfig(AppConfig):
         from assignments.tasks import ensure_periodic_schedules
 
         post_migrate.connect(ensure_periodic_schedules, sender=self)
+
+        from django.contrib.auth import get_user_model
+        from django.db.models.signals import m2m_changed
+
+        from assignments.signals import group_membership_changed
+
+        m2m_changed.connect(
+            group_membership_changed,
+            sender=get_user_model().groups.through,
+            dispatch_uid="assignments.group_membership_changed",
+        )

@@ -8,6 +8,8 @@ approvers, or an approval racing a cancel or the lapse end in exactly one outcom
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -229,8 +231,9 @@ def request_activate(
     needs_approval = policy.require_approval
     try:
         with transaction.atomic():
-            # Lock the eligibility: two submissions of the same form queue up here.
-            Assignment.objects.select_for_update().get(pk=eligible.pk)
+            # Lock the user: two submissions, even through two eligibilities (direct and via a
+            # group) for the same role, queue up here and the second sees the first.
+            get_user_model().objects.select_for_update().filter(pk=user.pk).first()
             if _open_activation(user, role, scope, timezone.now()):
                 raise ValidationError(f"{role} at {scope} is already active or requested for you.")
             request = RoleRequest(
@@ -647,6 +650,13 @@ def request_grant(
             begin = max(request.start or now, now)
             if eligible is None or not eligible.is_in_force(now):
                 failure = "The eligible assignment ended before the approval."
+            elif (
+                not eligible_assignments(request.principal_user, now)
+                .filter(pk=eligible.pk)
+                .exists()
+            ):
+                # Eligible through a group the requester has since left.
+                failure = "The requester is no longer eligible for this role."
             else:
                 assignment = _activation_from(request, eligible, begin, begin + request.duration)
         elif request.action == RequestAction.SELF_EXTEND:
@@ -754,3 +764,57 @@ def request_lapse(*, request_id: int) -> RoleRequest | None:
             after=_request_snapshot(request),
         )
     return request
+
+
+# --- Group membership ----------------------------------------------------------------------
+
+
+def _schedule_after_commit(assignment_id: int) -> None:
+    def run():
+        from assignments import tasks
+
+        tasks.schedule_assignment_tasks(assignment_id)
+
+    transaction.on_commit(run)
+
+
+def activations_end_on_leaving_group(*, user_ids, group_ids) -> int:
+    """A member who leaves a group loses the activations made from that group's eligibility.
+
+    Called whenever group membership shrinks, however it was changed. Returns how many ended.
+    """
+    from assignments.services import _cancel_if_never_in_force
+
+    now = timezone.now()
+    ended = 0
+    with transaction.atomic():
+        activations = (
+            Assignment.objects.select_for_update(of=("self",))
+            .not_ended(now)
+            .active()
+            .filter(principal_user__in=user_ids, activated_from__principal_group__in=group_ids)
+            .with_related()
+            .select_related("activated_from__principal_group")
+        )
+        for activation in activations:
+            group = activation.activated_from.principal_group
+            if Group.objects.filter(pk=group.pk, user=activation.principal_user_id).exists():
+                continue  # still a member (removed and added back in one change)
+            before = activation.snapshot()
+            activation.end = max(now, activation.start)
+            activation.save(update_fields=["end"])
+            _cancel_if_never_in_force(activation, now)
+            audit_log.record(
+                action="pim.assignment.removed",
+                target=activation,
+                principal=activation.principal_name,
+                role=activation.role.name,
+                scope=activation.scope.path,
+                before=before,
+                after=activation.snapshot(),
+                message=f"{activation.principal_name} left the group {group}, whose eligibility "
+                "this activation was made from.",
+            )
+            _schedule_after_commit(activation.pk)
+            ended += 1
+    return ended

@@ -194,16 +194,31 @@ def _admin_request(action: str, *, actor, assignment: Assignment, **fields) -> R
     return request
 
 
-def _refuse_removing_last_global_admin(assignment: Assignment, now: datetime) -> None:
-    if assignment.role.name != GLOBAL_ADMINISTRATOR or assignment.kind != AssignmentKind.ACTIVE:
+def _refuse_removing_last_global_admin(
+    assignment: Assignment, now: datetime, new_end: datetime | None = None
+) -> None:
+    """Refuse ending (now, or at `new_end`) the last in-force active Global Administrator."""
+    if assignment.role.name != GLOBAL_ADMINISTRATOR:
         return
-    if not assignment.is_in_force(now):
+    if assignment.kind == AssignmentKind.ACTIVE:
+        ending = [assignment.pk] if assignment.is_in_force(now) else []
+    else:
+        # Ending or shortening an eligible assignment does the same to its activations.
+        ending = list(
+            Assignment.objects.in_force(now)
+            .filter(activated_from=assignment)
+            .filter(Q(end__isnull=True) | Q(end__gt=new_end or now))
+            .values_list("pk", flat=True)
+        )
+    if not ending:
         return
+    # Serialise the check: two administrators removing the last two at once end in one refusal.
+    Role.objects.select_for_update().filter(pk=assignment.role_id).first()
     others = (
         Assignment.objects.in_force(now)
         .active()
         .filter(role=assignment.role)
-        .exclude(pk=assignment.pk)
+        .exclude(pk__in=ending)
         .filter(
             Q(principal_user__is_active=True)
             | Q(principal_group__user__is_active=True, principal_group__isnull=False)
@@ -214,6 +229,17 @@ def _refuse_removing_last_global_admin(assignment: Assignment, now: datetime) ->
             f"{assignment.principal_name} holds the last active Global Administrator "
             "assignment: assign another Global Administrator before removing this one."
         )
+
+
+def _cancel_if_never_in_force(assignment: Assignment, now: datetime) -> None:
+    """A removed assignment that had not started: its scheduled request is canceled, and no
+    task reports it started or ended (as when its requester cancels it)."""
+    if not assignment.is_upcoming(now):
+        return
+    Assignment.objects.filter(pk=assignment.pk).update(start_processed_at=now, end_processed_at=now)
+    RoleRequest.objects.filter(result_assignment=assignment, status=RequestStatus.SCHEDULED).update(
+        status=RequestStatus.CANCELED, completed_at=now
+    )
 
 
 def assignment_remove(*, actor, assignment: Assignment, justification: str = "") -> Assignment:
@@ -229,6 +255,7 @@ def assignment_remove(*, actor, assignment: Assignment, justification: str = "")
         assignment.end = max(now, assignment.start)
         assignment.ended_by = actor
         assignment.save(update_fields=["end", "ended_by"])
+        _cancel_if_never_in_force(assignment, now)
         request = _admin_request(
             RequestAction.ADMIN_REMOVE,
             actor=actor,
@@ -250,6 +277,7 @@ def assignment_remove(*, actor, assignment: Assignment, justification: str = "")
             activation.end = max(now, activation.start)
             activation.ended_by = actor
             activation.save(update_fields=["end", "ended_by"])
+            _cancel_if_never_in_force(activation, now)
             _record(
                 "pim.assignment.removed",
                 actor=actor,
@@ -294,8 +322,8 @@ def assignment_update(
             problems.append("The end must be in the future: remove the assignment to end it now.")
         if problems:
             raise ValidationError(list(dict.fromkeys(problems)))
-        if end is not None and end < (assignment.end or end):
-            _refuse_removing_last_global_admin(assignment, now)
+        if end is not None and (assignment.end is None or end < assignment.end):
+            _refuse_removing_last_global_admin(assignment, now, new_end=end)
         before = assignment.snapshot()
         assignment.start, assignment.end = new_start, end
         if justification:
@@ -319,6 +347,25 @@ def assignment_update(
             after=assignment.snapshot(),
         )
         _on_commit_schedule(assignment.pk, notify=False)
+        if end is not None:
+            # An activation never outlives the eligibility it was activated from.
+            outliving = Assignment.objects.not_ended(now).filter(
+                activated_from=assignment, end__gt=end
+            )
+            for activation in outliving.with_related():
+                activation_before = activation.snapshot()
+                activation.end = max(end, activation.start)
+                activation.save(update_fields=["end"])
+                _record(
+                    "pim.assignment.updated",
+                    actor=actor,
+                    assignment=activation,
+                    request=request,
+                    before=activation_before,
+                    after=activation.snapshot(),
+                    message="Shortened with the eligible assignment it was activated from.",
+                )
+                _on_commit_schedule(activation.pk, notify=False)
     return assignment
 
 

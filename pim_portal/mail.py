@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
+from django.db.models.functions import Lower
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -19,7 +20,13 @@ def absolute_url(path: str) -> str:
 
 def _zones_by_address(addresses: list[str]) -> dict[str, str]:
     """The time zone of each address that belongs to a user (one query)."""
-    rows = get_user_model().objects.filter(email__in=addresses).values_list("email", "time_zone")
+    # Addresses come lower-cased; a stored address may have capitals in its local part.
+    rows = (
+        get_user_model()
+        .objects.alias(email_lower=Lower("email"))
+        .filter(email_lower__in=addresses)
+        .values_list("email", "time_zone")
+    )
     return {email.lower(): tz for email, tz in rows if tz}
 
 

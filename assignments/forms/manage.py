@@ -36,6 +36,7 @@ PRINCIPAL_TEMPLATE = "assignments/partials/principal_field.html"
 DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
 ACTIVATION_MIN_HOURS = Decimal("0.5")
 ACTIVATION_MAX_HOURS = Decimal("24")
+MIN_YEAR, MAX_YEAR = 1900, 9000
 
 
 # Shared pieces ---------------------------------------------------------------------------
@@ -52,6 +53,15 @@ class LocalDateTimeInput(forms.DateTimeInput):
 
 class LocalDateTimeField(forms.DateTimeField):
     widget = LocalDateTimeInput
+
+    def to_python(self, value):
+        moment = super().to_python(value)
+        # Beyond these years adding a duration or showing the date in another zone overflows.
+        if moment is not None and not MIN_YEAR <= moment.year <= MAX_YEAR:
+            raise ValidationError(
+                f"Enter a date between the years {MIN_YEAR} and {MAX_YEAR}.", code="invalid"
+            )
+        return moment
 
 
 class PrincipalsField(forms.MultipleChoiceField):

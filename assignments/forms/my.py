@@ -18,6 +18,7 @@ from pim_portal.templatetags.pim import duration_words
 
 DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
 MAX_BULK = 20  # eligible assignments activated with one form
+MAX_ID = 2**63 - 1  # the largest primary key the database can hold (BigAutoField)
 
 
 class LocalDateTimeInput(forms.DateTimeInput):
@@ -62,6 +63,8 @@ def parse_ids(values) -> list[int]:
             number = int(value)
         except (TypeError, ValueError):
             continue
+        if not 0 < number <= MAX_ID:
+            continue  # no row has it, and the database refuses to compare with it
         if number not in ids:
             ids.append(number)
     return ids

@@ -35,7 +35,10 @@ def when(value: datetime | None, empty: str = "Permanent") -> str:
     """A moment in the viewer's time zone, with the zone named: '2026-11-29 14:05 CET'."""
     if value is None:
         return empty
-    local = timezone.localtime(value)
+    try:
+        local = timezone.localtime(value)
+    except (OverflowError, ValueError):  # a date at the edge of the calendar: show it in UTC
+        return f"{value:%Y-%m-%d %H:%M} UTC"
     return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
 
 

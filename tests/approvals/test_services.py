@@ -311,6 +311,23 @@ def test_approval_after_the_eligibility_ended_fails_without_activation(
     assert not Assignment.objects.filter(activated_from__isnull=False).exists()
 
 
+def test_approval_after_the_requester_left_the_eligible_group_fails_without_activation(
+    approver, pra_needs_alex
+):
+    member = make_user("gwen")
+    group = make_group("Ops", member)
+    assign(group, PRA, kind=AssignmentKind.ELIGIBLE)
+    eligible = Assignment.objects.get(principal_group=group)
+    request = selfservice.request_activate(
+        user=member, eligible=eligible, duration=timedelta(hours=1), justification="Incident 7"
+    )
+    group.user_set.remove(member)
+    result = approve(approver, request)
+    assert result.outcome == Outcome.FAILED
+    assert not Assignment.objects.filter(activated_from__isnull=False).exists()
+    assert not grants_for(member).can_manage_directory()
+
+
 def test_decision_stores_the_approver_and_reason(pending, approver):
     approve(approver, pending, justification="On call tonight")
     decision = ApprovalDecision.objects.get()

@@ -184,6 +184,25 @@ def test_extend_request_page_lets_the_administrator_change_start_end_and_type(
     assert assignment.end == new_end.replace(microsecond=0)
 
 
+def test_extend_approved_with_an_end_in_the_year_9999_is_refused_on_the_page(
+    eligible_user, pra, client_for
+):
+    assignment = Assignment.objects.get(principal_user=eligible_user, role__name=PRA)
+    Assignment.objects.filter(pk=assignment.pk).update(end=timezone.now() + timedelta(days=3))
+    request = selfservice.request_extend(
+        user=eligible_user, assignment_id=assignment.pk, justification="Still needed"
+    )
+    response = client_for(pra).post(
+        decide_url(request),
+        {"decision": "approve", "justification": "Ok", "end": "9999-12-31T23:59"},
+    )
+    assert response.status_code == 400
+    content = response.content.decode()
+    assert "Enter a date between the years 1900 and 9000." in content
+    assert 'value="9999-12-31T23:59"' in content
+    assert status_of(request) == RequestStatus.PENDING_APPROVAL
+
+
 # --- Deciding one --------------------------------------------------------------------------
 
 

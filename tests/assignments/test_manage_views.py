@@ -531,6 +531,21 @@ def test_times_are_read_in_the_viewers_time_zone(client_for, pra):
     assert assignment.end == start + timedelta(days=1)
 
 
+def test_start_in_the_year_9999_is_refused_with_a_message_and_kept_on_the_form(client_for, pra):
+    ann = make_user("ann")
+
+    response = client_for(pra).post(
+        url("assignment_add"),
+        add_data(ann, role_name="Security Reader", start="9999-12-31T23:59"),
+    )
+
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "Enter a date between the years 1900 and 9000." in content
+    assert 'value="9999-12-31T23:59"' in content
+    assert not Assignment.objects.filter(principal_user=ann).exists()
+
+
 def test_assignment_mails_the_assignee(client_for, pra, django_capture_on_commit_callbacks):
     ann = make_user("ann")
 
@@ -644,6 +659,26 @@ def test_update_beyond_the_settings_shows_the_rule(client_for, pra, eligible_use
     )
 
     assert "allow eligible assignments of at most 365 days" in response.content.decode()
+
+
+def test_update_to_an_end_in_the_year_9999_is_refused_where_permanent_is_allowed(
+    client_for, pra, eligible_user
+):
+    # Stored, such an end broke every page that shows it to a viewer east of UTC.
+    assignment = directory_assignment(eligible_user)
+    RolePolicy.objects.update_or_create(
+        role=assignment.role, scope=None, defaults={"allow_permanent_eligible": True}
+    )
+
+    response = client_for(pra).post(
+        url("assignment_update", assignment.pk), {"end": "9999-12-31T23:59"}
+    )
+
+    assert response.status_code == 200
+    assert "Enter a date between the years 1900 and 9000." in response.content.decode()
+    end = assignment.end
+    assignment.refresh_from_db()
+    assert assignment.end == end
 
 
 def test_remove_asks_for_a_justification(client_for, pra, eligible_user):

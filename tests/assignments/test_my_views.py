@@ -336,6 +336,18 @@ def test_activate_form_with_junk_ids_goes_back(erin):
     assert response.status_code == 302
 
 
+def test_activate_with_an_id_too_large_for_the_database_goes_back(erin):
+    response = erin.get(ACTIVATE + "?eligible=99999999999999999999999")
+    assert response.status_code == 302
+    assert "Choose at least one eligible role" in texts(response)[0]
+
+
+def test_posting_an_id_too_large_for_the_database_goes_back(erin):
+    response = erin.post(ACTIVATE, {"eligible": "99999999999999999999999", "justification": "x"})
+    assert response.status_code == 302
+    assert "Choose at least one eligible role" in texts(response)[0]
+
+
 # Activate: posting ---------------------------------------------------------------------------
 
 

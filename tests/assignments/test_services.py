@@ -1,11 +1,13 @@
 """Administrator services: assignments and role settings, their rules, requests, audit and mail."""
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
 from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection
 
 from assignments import services
 from assignments.models import (
@@ -18,6 +20,7 @@ from assignments.models import (
     RolePolicyUserObjectPermission,
     RoleRequest,
 )
+from assignments.tasks import reconcile
 from audit.log import verify_chain
 from audit.models import AuditEvent
 from tests.factories import assign, make_group, make_user, role
@@ -381,6 +384,22 @@ def test_remove_of_an_upcoming_assignment_cancels_it(pra, outsider, clock):
     assert held not in Assignment.objects.in_force()
 
 
+def test_remove_of_a_scheduled_assignment_cancels_its_request_and_is_never_reported_started(
+    pra, outsider, clock
+):
+    start = T0 + timedelta(days=2)
+    (request,) = _create(
+        pra, [outsider], start=start, end=start + timedelta(days=5), justification="Cutover"
+    )
+    services.assignment_remove(actor=pra, assignment=request.result_assignment)
+    clock.move_to(start + timedelta(days=6))
+    reconcile()
+    request.refresh_from_db()
+    assert request.status == RequestStatus.CANCELED
+    assert not _events("pim.assignment.started").exists()
+    assert not _events("pim.assignment.ended").exists()
+
+
 def test_remove_ends_activations_made_from_the_eligible_assignment(pra, outsider):
     eligible = _held(outsider, "User Administrator", kind=ELIGIBLE)
     activation = _held(
@@ -426,6 +445,24 @@ def test_remove_global_administrator_refused_when_the_other_one_is_disabled(pra,
     held = Assignment.objects.get(principal_user=global_admin)
     with pytest.raises(ValidationError):
         services.assignment_remove(actor=pra, assignment=held)
+
+
+def test_remove_eligible_global_administrator_refused_when_its_activation_is_the_last(
+    pra, outsider
+):
+    eligible = _held(outsider, "Global Administrator", kind=ELIGIBLE)
+    activation = _held(
+        outsider,
+        "Global Administrator",
+        kind=ACTIVE,
+        end=T0 + timedelta(hours=4),
+        activated_from=eligible,
+    )
+    with pytest.raises(ValidationError) as refused:
+        services.assignment_remove(actor=pra, assignment=eligible)
+    assert "last active Global Administrator" in refused.value.messages[0]
+    activation.refresh_from_db()
+    assert activation.is_in_force(T0)
 
 
 def test_remove_already_ended_is_refused(pra, outsider):
@@ -511,10 +548,34 @@ def test_update_of_an_ended_assignment_is_refused(pra, outsider):
 def test_update_shortening_last_global_administrator_to_an_end_is_refused(pra, global_admin):
     RolePolicy.objects.filter(role__name="Global Administrator").update(allow_permanent_active=True)
     held = Assignment.objects.get(principal_user=global_admin)
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError) as refused:
         services.assignment_update(
-            actor=pra, assignment=held, start=None, end=T0 + timedelta(days=1)
+            actor=pra,
+            assignment=held,
+            start=None,
+            end=T0 + timedelta(days=1),
+            justification="Rotating the break-glass account",
         )
+    assert "last active Global Administrator" in " ".join(refused.value.messages)
+    held.refresh_from_db()
+    assert held.end is None
+
+
+def test_update_shortening_an_eligible_assignment_ends_its_activations_with_it(pra, outsider):
+    eligible = _held(outsider, "User Administrator", kind=ELIGIBLE, end=T0 + timedelta(days=5))
+    activation = _held(
+        outsider,
+        "User Administrator",
+        kind=ACTIVE,
+        end=T0 + timedelta(hours=8),
+        activated_from=eligible,
+    )
+    services.assignment_update(
+        actor=pra, assignment=eligible, start=None, end=T0 + timedelta(hours=1)
+    )
+    activation.refresh_from_db()
+    assert activation.end == T0 + timedelta(hours=1)
+    assert activation not in Assignment.objects.in_force(T0 + timedelta(hours=1))
 
 
 # assignment_extend --------------------------------------------------------------------------
@@ -906,3 +967,42 @@ def test_security_reader_may_not_assign(security_reader, outsider):
     with pytest.raises(PermissionDenied):
         _create(security_reader, [outsider], "Security Reader")
     assert not Assignment.objects.filter(principal_user=outsider).exists()
+
+
+def _race(*calls):
+    """Run the calls in threads released at the same moment; each result or its exception."""
+    barrier = threading.Barrier(len(calls))
+    results = [None] * len(calls)
+
+    def run(index, call):
+        try:
+            connection.ensure_connection()
+            barrier.wait()
+            results[index] = call()
+        except Exception as error:  # the loser's refusal is a result too
+            results[index] = error
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_removing_the_last_two_global_administrators_at_once_keeps_one(pra):
+    for round_ in range(5):
+        Assignment.objects.filter(role__name="Global Administrator").update(end=T0)
+        first = assign(make_user(f"gina{round_}"), "Global Administrator", permanent=True)
+        second = assign(make_user(f"gary{round_}"), "Global Administrator", permanent=True)
+        results = _race(
+            lambda: services.assignment_remove(actor=pra, assignment=first),
+            lambda: services.assignment_remove(actor=pra, assignment=second),
+        )
+        assert sum(isinstance(result, ValidationError) for result in results) == 1
+        in_force = Assignment.objects.in_force().filter(role__name="Global Administrator")
+        assert in_force.count() == 1
