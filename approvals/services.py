@@ -42,9 +42,9 @@ from assignments.models import (
 from assignments.notifications import role_administrators
 from assignments.policy import START_TOLERANCE, assignment_problems
 from assignments.selfservice import UNCHANGED, RequestConflict
+from assignments.services import APPROVE_PERMISSION
 from audit import log as audit_log
 
-APPROVE_PERMISSION = "approve_rolepolicy"
 DECIDED_BY_APPROVERS = [RequestAction.SELF_ACTIVATE]
 DECIDED_BY_ADMINISTRATORS = [RequestAction.SELF_EXTEND, RequestAction.SELF_RENEW]
 DECIDABLE_ACTIONS = DECIDED_BY_APPROVERS + DECIDED_BY_ADMINISTRATORS
