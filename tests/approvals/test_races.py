@@ -6,13 +6,11 @@ event per decision. PostgreSQL only (SQLite serialises writers, so nothing would
 """
 
 import random
-import threading
 import time
 from datetime import timedelta
 
 import pytest
 from django.core import mail
-from django.db import connection
 from django.utils import timezone
 
 from approvals import services
@@ -21,6 +19,7 @@ from assignments import selfservice
 from assignments.models import Assignment, RequestStatus, RoleRequest
 from audit.models import AuditEvent
 from tests.approvals.conftest import PRA, needs_approval, new_requester, submit
+from tests.concurrency import race
 from tests.factories import make_user
 
 pytestmark = [
@@ -38,30 +37,6 @@ DECISION_EVENTS = [
     "pim.request.canceled",
     "pim.request.expired",
 ]
-
-
-def race(*calls) -> list:
-    """Run the calls at the same moment, each in its own thread and connection."""
-    barrier = threading.Barrier(len(calls))
-    results: list = [None] * len(calls)
-
-    def run(index, call):
-        try:
-            connection.ensure_connection()  # connect first, so the racers start together
-            barrier.wait()
-            results[index] = call()
-        except Exception as error:  # the loser's refusal is a result too
-            results[index] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads), "a racer hung (deadlock?)"
-    return results
 
 
 def decide(actor, request, approve=True):

@@ -1,13 +1,11 @@
 """Activation services: each role setting, each refusal, groups, bulk, deactivate, cancel, mail."""
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
 from django.core import mail
 from django.core.exceptions import ValidationError
-from django.db import connection
 
 from assignments import selfservice
 from assignments.authz import grants_for
@@ -24,6 +22,7 @@ from assignments.models import (
 from assignments.tasks import reconcile
 from audit.models import AuditEvent
 from tests.assignments.activation_support import code_for, make_device, relax, set_policy
+from tests.concurrency import race
 from tests.factories import assign, make_group, make_user, role
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -769,29 +768,6 @@ def _approve_permission():
 
 
 # Double submission racing on PostgreSQL ------------------------------------------------------
-
-
-def race(*calls) -> list:
-    """Run the calls at the same moment, each in its own thread and database connection."""
-    barrier = threading.Barrier(len(calls))
-    results: list = [None] * len(calls)
-
-    def run(index, call):
-        try:
-            connection.ensure_connection()
-            barrier.wait()
-            results[index] = call()
-        except Exception as error:  # the loser's refusal is a result too
-            results[index] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
 
 
 @pytest.mark.postgres

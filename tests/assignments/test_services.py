@@ -1,13 +1,11 @@
 """Administrator services: assignments and role settings, their rules, requests, audit and mail."""
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
 from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection
 
 from assignments import services
 from assignments.models import (
@@ -23,6 +21,7 @@ from assignments.models import (
 from assignments.tasks import reconcile
 from audit.log import verify_chain
 from audit.models import AuditEvent
+from tests.concurrency import race
 from tests.factories import assign, make_group, make_user, role
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -969,29 +968,6 @@ def test_security_reader_may_not_assign(security_reader, outsider):
     assert not Assignment.objects.filter(principal_user=outsider).exists()
 
 
-def _race(*calls):
-    """Run the calls in threads released at the same moment; each result or its exception."""
-    barrier = threading.Barrier(len(calls))
-    results = [None] * len(calls)
-
-    def run(index, call):
-        try:
-            connection.ensure_connection()
-            barrier.wait()
-            results[index] = call()
-        except Exception as error:  # the loser's refusal is a result too
-            results[index] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
-
-
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_removing_the_last_two_global_administrators_at_once_keeps_one(pra):
@@ -999,7 +975,7 @@ def test_removing_the_last_two_global_administrators_at_once_keeps_one(pra):
         Assignment.objects.filter(role__name="Global Administrator").update(end=T0)
         first = assign(make_user(f"gina{round_}"), "Global Administrator", permanent=True)
         second = assign(make_user(f"gary{round_}"), "Global Administrator", permanent=True)
-        results = _race(
+        results = race(
             lambda: services.assignment_remove(actor=pra, assignment=first),
             lambda: services.assignment_remove(actor=pra, assignment=second),
         )
