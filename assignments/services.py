@@ -71,6 +71,23 @@ def _record(action: str, *, actor, assignment: Assignment, request: RoleRequest 
     )
 
 
+def _already_holding(*, role: Role, scope: Scope, kind: str, principals: list, now) -> list[str]:
+    """A message for each principal that already holds the role of that kind at the scope."""
+    holding = (
+        Assignment.objects.not_ended(now)
+        .filter(role=role, scope=scope, kind=kind)
+        .filter(
+            Q(principal_user__in=[p for p in principals if not isinstance(p, Group)])
+            | Q(principal_group__in=[p for p in principals if isinstance(p, Group)])
+        )
+        .select_related("principal_user", "principal_group")
+    )
+    return [
+        f"{existing.principal_name} already has an {kind} assignment of {role} at {scope}."
+        for existing in holding
+    ]
+
+
 def assignment_create(
     *,
     actor,
@@ -108,24 +125,18 @@ def assignment_create(
         problems.append(f"Active assignments of {role} require you to confirm with an MFA code.")
     if not principals:
         problems.append("Choose at least one user or group.")
-    holding = (
-        Assignment.objects.not_ended(now)
-        .filter(role=role, scope=scope, kind=kind)
-        .filter(
-            Q(principal_user__in=[p for p in principals if not isinstance(p, Group)])
-            | Q(principal_group__in=[p for p in principals if isinstance(p, Group)])
-        )
-        .select_related("principal_user", "principal_group")
-    )
-    for existing in holding:
-        problems.append(
-            f"{existing.principal_name} already has an {kind} assignment of {role} at {scope}."
-        )
+    problems += _already_holding(role=role, scope=scope, kind=kind, principals=principals, now=now)
     if problems:
         raise ValidationError(problems)
 
     requests = []
     with transaction.atomic():
+        # Serialise assignments of this role: two administrators adding the same principal at
+        # once end in one assignment and one refusal.
+        Role.objects.select_for_update().filter(pk=role.pk).first()
+        again = _already_holding(role=role, scope=scope, kind=kind, principals=principals, now=now)
+        if again:
+            raise ValidationError(again)
         for principal in principals:
             assignment = Assignment(
                 role=role,
@@ -454,6 +465,9 @@ def assignment_renew(
     if problems:
         raise ValidationError(problems)
     with transaction.atomic():
+        Role.objects.select_for_update().filter(pk=assignment.role_id).first()
+        if already.exists():  # renewed by another administrator meanwhile
+            raise ValidationError(f"{assignment.principal_name} already holds this role again.")
         renewed = Assignment(
             role=assignment.role,
             scope=assignment.scope,

@@ -6,6 +6,7 @@ import pytest
 import time_machine
 from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import timezone
 
 from assignments import services
 from assignments.models import (
@@ -982,3 +983,26 @@ def test_removing_the_last_two_global_administrators_at_once_keeps_one(pra):
         assert sum(isinstance(result, ValidationError) for result in results) == 1
         in_force = Assignment.objects.in_force().filter(role__name="Global Administrator")
         assert in_force.count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_administrators_adding_the_same_principal_at_once_make_one_assignment(pra):
+    for round_ in range(5):
+        target = make_user(f"twin{round_}")
+        results = race(
+            *[
+                lambda: services.assignment_create(
+                    actor=pra,
+                    principals=[target],
+                    role=role("Security Reader"),
+                    scope=None,
+                    kind=AssignmentKind.ELIGIBLE,
+                    end=timezone.now() + timedelta(days=30),
+                )
+            ]
+            * 2
+        )
+        made = Assignment.objects.filter(principal_user=target).count()
+        assert made == 1, f"round {round_}: {results}"
+        assert sum(isinstance(result, ValidationError) for result in results) == 1
