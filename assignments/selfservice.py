@@ -664,12 +664,32 @@ def request_grant(
             if assignment is None or assignment.has_ended(now):
                 failure = "The assignment ended before the approval: renew it instead."
             else:
+                from assignments.services import (
+                    refuse_ending_last_global_admin,
+                    shorten_activations,
+                )
+
+                new_end = request.end if end is UNCHANGED else end
+                new_kind = kind or assignment.kind
+                earlier = new_end is not None and (
+                    assignment.end is None or new_end < assignment.end
+                )
+                # An administrator approving may change the type or move the end earlier:
+                # the same rules hold as when they update the assignment directly.
+                if assignment.kind == AssignmentKind.ACTIVE and new_kind != assignment.kind:
+                    refuse_ending_last_global_admin(assignment, now)
+                elif earlier:
+                    refuse_ending_last_global_admin(assignment, now, new_end=new_end)
                 Assignment.objects.filter(pk=assignment.pk).update(
                     start=start or assignment.start,
-                    end=request.end if end is UNCHANGED else end,
-                    kind=kind or assignment.kind,
+                    end=new_end,
+                    kind=new_kind,
                     end_processed_at=None,
                 )
+                if assignment.kind == new_kind == AssignmentKind.ELIGIBLE and earlier:
+                    shorten_activations(
+                        assignment, end=new_end, actor=actor, request=request, now=now
+                    )
                 assignment.refresh_from_db()
         elif request.action == RequestAction.SELF_RENEW:
             old = request.target_assignment

@@ -253,6 +253,37 @@ def _cancel_if_never_in_force(assignment: Assignment, now: datetime) -> None:
     )
 
 
+def shorten_activations(
+    assignment: Assignment, *, end: datetime, actor, request: RoleRequest | None, now: datetime
+) -> int:
+    """An activation never outlives the eligibility it was activated from: cut it to `end`."""
+    outliving = Assignment.objects.not_ended(now).filter(activated_from=assignment, end__gt=end)
+    count = 0
+    for activation in outliving.with_related():
+        activation_before = activation.snapshot()
+        activation.end = max(end, activation.start)
+        activation.save(update_fields=["end"])
+        _record(
+            "pim.assignment.updated",
+            actor=actor,
+            assignment=activation,
+            request=request,
+            before=activation_before,
+            after=activation.snapshot(),
+            message="Shortened with the eligible assignment it was activated from.",
+        )
+        _on_commit_schedule(activation.pk, notify=False)
+        count += 1
+    return count
+
+
+def refuse_ending_last_global_admin(
+    assignment: Assignment, now: datetime, new_end: datetime | None = None
+) -> None:
+    """For other modules (selfservice): see _refuse_removing_last_global_admin."""
+    _refuse_removing_last_global_admin(assignment, now, new_end)
+
+
 def assignment_remove(*, actor, assignment: Assignment, justification: str = "") -> Assignment:
     """End an assignment now (or cancel one not started). Its activations end with it."""
     authz.require_manage_role(actor, assignment.role, assignment.scope)
@@ -359,24 +390,7 @@ def assignment_update(
         )
         _on_commit_schedule(assignment.pk, notify=False)
         if end is not None:
-            # An activation never outlives the eligibility it was activated from.
-            outliving = Assignment.objects.not_ended(now).filter(
-                activated_from=assignment, end__gt=end
-            )
-            for activation in outliving.with_related():
-                activation_before = activation.snapshot()
-                activation.end = max(end, activation.start)
-                activation.save(update_fields=["end"])
-                _record(
-                    "pim.assignment.updated",
-                    actor=actor,
-                    assignment=activation,
-                    request=request,
-                    before=activation_before,
-                    after=activation.snapshot(),
-                    message="Shortened with the eligible assignment it was activated from.",
-                )
-                _on_commit_schedule(activation.pk, notify=False)
+            shorten_activations(assignment, end=end, actor=actor, request=request, now=now)
     return assignment
 
 

@@ -648,3 +648,30 @@ def test_requester_canceling_their_own_request_tells_the_approvers_only(
     recipients = [m.to for m in mail.outbox]
     assert [approver.email] in recipients
     assert [eligible_user.email] not in recipients
+
+
+def test_extend_approved_as_eligible_cannot_demote_the_last_global_administrator(pra, tree):
+    gina = make_user("gina.last")
+    only = assign(gina, "Global Administrator", end=timezone.now() + timedelta(days=3))
+    request = selfservice.request_extend(
+        user=gina, assignment_id=only.pk, justification="Still needed"
+    )
+
+    with pytest.raises(ValidationError, match="last active Global Administrator"):
+        approve(pra, request, kind=AssignmentKind.ELIGIBLE)
+
+    assert Assignment.objects.get(pk=only.pk).kind == AssignmentKind.ACTIVE
+    assert RoleRequest.objects.get(pk=request.pk).status == RequestStatus.PENDING_APPROVAL
+
+
+def test_extend_approved_with_an_earlier_end_cuts_the_activations_short(eligible_user, pra, tree):
+    needs_approval(PRA, approvers=[], require_approval=False)
+    request = extend_request(eligible_user, PRA, days_left=3)
+    eligible = eligible_user_assignment(eligible_user, PRA)
+    activation = submit(eligible_user, PRA, duration=timedelta(hours=8)).result_assignment
+    earlier = timezone.now() + timedelta(hours=1)
+
+    approve(pra, request, end=earlier)
+
+    assert Assignment.objects.get(pk=eligible.pk).end == earlier
+    assert Assignment.objects.get(pk=activation.pk).end == earlier
