@@ -103,3 +103,18 @@ def test_weak_password_for_a_new_user_is_refused(db):
     with pytest.raises(CommandError, match="too common"):
         _bootstrap(username="root-admin", password="password")
     assert not get_user_model().objects.filter(username="root-admin").exists()
+
+
+def test_with_owner_the_user_may_also_manage_resource_roles_everywhere(db, tree):
+    out = _bootstrap(username="root-admin", password="a-long-first-password", owner=True)
+    user = get_user_model().objects.get(username="root-admin")
+
+    assert grants_for(user).can_manage_scope(tree["vm"])
+    assert "Owner at the directory root" in out
+
+
+def test_without_owner_the_user_manages_no_resource_roles(db, tree):
+    _bootstrap(username="root-admin", password="a-long-first-password")
+    user = get_user_model().objects.get(username="root-admin")
+
+    assert not grants_for(user).can_manage_scope(tree["vm"])

@@ -36,8 +36,15 @@ class Command(BaseCommand):
             "--again", action="store_true", help="Run even though the portal was bootstrapped."
         )
         parser.add_argument("--noinput", action="store_true", help="Never prompt.")
+        parser.add_argument(
+            "--owner",
+            action="store_true",
+            help="Also make the user Owner at the directory root, to manage resource roles.",
+        )
 
-    def handle(self, *args, username=None, email="", password=None, again=False, **options):
+    def handle(
+        self, *args, username=None, email="", password=None, again=False, owner=False, **options
+    ):
         interactive = not options["noinput"]
         already = Assignment.objects.filter(
             role__name=PRIVILEGED_ROLE_ADMINISTRATOR,
@@ -73,7 +80,7 @@ class Command(BaseCommand):
             if user is None:
                 user = User.objects.create_user(username=username, email=email, password=password)
                 self.stdout.write(f"Created user {username}.")
-            for name in BOOTSTRAP_ROLES:
+            for name in BOOTSTRAP_ROLES + (["Owner"] if owner else []):
                 role = Role.objects.get(name=name)
                 exists = (
                     Assignment.objects.in_force(now)
@@ -118,6 +125,7 @@ class Command(BaseCommand):
                 )
         self.stdout.write(
             self.style.SUCCESS(
-                f"{user.username} is now a permanent active {' and '.join(BOOTSTRAP_ROLES)}."
+                f"{user.username} is now a permanent active {' and '.join(BOOTSTRAP_ROLES)}"
+                + (", and Owner at the directory root." if owner else ".")
             )
         )
