@@ -13,6 +13,13 @@ START_TOLERANCE = timedelta(minutes=5)
 MAX_ACTIVATION_LEAD = timedelta(days=30)
 
 
+def normalise_start(start: datetime | None, now: datetime) -> datetime:
+    """No start, or one a moment ago (the form took a while), means now."""
+    if start is None or (now - START_TOLERANCE <= start < now):
+        return now
+    return start
+
+
 def assignment_problems(
     *,
     policy: RolePolicy,

@@ -25,7 +25,7 @@ from assignments.models import (
     RoleRequest,
     Scope,
 )
-from assignments.policy import START_TOLERANCE, activation_problems
+from assignments.policy import activation_problems, normalise_start
 from assignments.signals import request_canceled, request_submitted
 from audit import log as audit_log
 from pim_portal import mfa
@@ -139,12 +139,19 @@ def _open_activation(user, role, scope, now):
 
 @dataclass
 class _ActivationPlan:
+    """An activation that passed every rule but MFA: what `_carry_out` needs."""
+
+    user: object
     eligible: Assignment
     role: object
     scope: Scope
     policy: RolePolicy
     start: datetime
     duration: timedelta
+    justification: str
+    ticket_number: str
+    ticket_system: str
+    now: datetime
 
 
 def _plan_activation(
@@ -159,16 +166,16 @@ def _plan_activation(
     ticket_system: str,
     now: datetime,
 ) -> _ActivationPlan:
-    """Every rule an activation must pass before any MFA code is spent on it (or refusal)."""
-    eligible = get_own_eligible(user, eligible.pk)
+    """Every rule an activation must pass before any MFA code is spent on it (or refusal).
+
+    `eligible` must come from get_own_eligible (it is the user's own, in force)."""
     role = eligible.role
     if role.is_directory_role or scope is None:
         scope = eligible.scope
     if not scope.is_at_or_below(eligible.scope):
         raise ValidationError(f"{scope} is not within your eligible scope {eligible.scope}.")
     policy = RolePolicy.objects.effective_for(role, scope)
-    if start is None or (now - START_TOLERANCE <= start < now):
-        start = now
+    start = normalise_start(start, now)
     # A duration of zero is a mistake to report, not a request for the maximum.
     duration = policy.activation_max_duration if duration is None else duration
     problems = activation_problems(
@@ -186,7 +193,19 @@ def _plan_activation(
         problems.append(f"{role} at {scope} is already active or requested for you.")
     if problems:
         raise ValidationError(problems)
-    return _ActivationPlan(eligible, role, scope, policy, start, duration)
+    return _ActivationPlan(
+        user=user,
+        eligible=eligible,
+        role=role,
+        scope=scope,
+        policy=policy,
+        start=start,
+        duration=duration,
+        justification=justification,
+        ticket_number=ticket_number,
+        ticket_system=ticket_system,
+        now=now,
+    )
 
 
 def request_activate(
@@ -208,26 +227,35 @@ def request_activate(
     role's settings require it. Refused with every rule broken, or when the role is already
     active or pending at that scope.
     """
-    now = timezone.now()
     plan = _plan_activation(
         user=user,
-        eligible=eligible,
+        eligible=get_own_eligible(user, eligible.pk),
         scope=scope,
         start=start,
         duration=duration,
         justification=justification,
         ticket_number=ticket_number,
         ticket_system=ticket_system,
-        now=now,
+        now=timezone.now(),
     )
-    eligible, role, scope, policy = plan.eligible, plan.role, plan.scope, plan.policy
-    start, duration = plan.start, plan.duration
-    if policy.require_mfa_on_activation and not mfa_verified:
+    if plan.policy.require_mfa_on_activation and not mfa_verified:
         if not mfa.has_device(user):
-            raise ValidationError(f"{role} requires MFA: set up an authenticator app first.")
+            raise ValidationError(f"{plan.role} requires MFA: set up an authenticator app first.")
         if not check_mfa(user, mfa_code):
             raise ValidationError("The MFA code is wrong or was already used.")
+    return _carry_out(plan)
 
+
+def _carry_out(plan: _ActivationPlan) -> RoleRequest:
+    """Make the request (and the activation, when no approval is needed) in one transaction."""
+    user, eligible, role, scope, policy = (
+        plan.user,
+        plan.eligible,
+        plan.role,
+        plan.scope,
+        plan.policy,
+    )
+    start, duration, now = plan.start, plan.duration, plan.now
     needs_approval = policy.require_approval
     try:
         with transaction.atomic():
@@ -245,9 +273,9 @@ def request_activate(
                 requested_by=user,
                 start=start,
                 duration=duration,
-                justification=justification,
-                ticket_number=ticket_number,
-                ticket_system=ticket_system,
+                justification=plan.justification,
+                ticket_number=plan.ticket_number,
+                ticket_system=plan.ticket_system,
                 target_assignment=eligible,
             )
             assignment = None
@@ -359,32 +387,20 @@ def request_activate_many(
         except ValidationError as error:
             outcome.errors = error.messages
             continue
-        resolved.append((outcome, eligible, item.get("scope"), plan.policy))
-    needs_mfa = any(policy.require_mfa_on_activation for *_, policy in resolved)
-    mfa_verified = False
+        resolved.append((outcome, plan))
+    needs_mfa = any(plan.policy.require_mfa_on_activation for _, plan in resolved)
     if needs_mfa:
         if not mfa.has_device(user):
-            for outcome, *_ in resolved:
+            for outcome, _ in resolved:
                 outcome.errors = ["MFA is required: set up an authenticator app first."]
             return outcomes
-        mfa_verified = check_mfa(user, mfa_code)
-        if not mfa_verified:
-            for outcome, *_ in resolved:
+        if not check_mfa(user, mfa_code):
+            for outcome, _ in resolved:
                 outcome.errors = ["The MFA code is wrong or was already used."]
             return outcomes
-    for outcome, eligible, scope, _ in resolved:
+    for outcome, plan in resolved:
         try:
-            outcome.request = request_activate(
-                user=user,
-                eligible=eligible,
-                scope=scope,
-                start=start,
-                duration=duration,
-                justification=justification,
-                ticket_number=ticket_number,
-                ticket_system=ticket_system,
-                mfa_verified=mfa_verified,
-            )
+            outcome.request = _carry_out(plan)
         except ValidationError as error:
             outcome.errors = error.messages
     return outcomes

@@ -28,7 +28,7 @@ from assignments.models import (
     RoleRequest,
     Scope,
 )
-from assignments.policy import START_TOLERANCE, assignment_problems
+from assignments.policy import assignment_problems, normalise_start
 from audit import log as audit_log
 
 APPROVE_PERMISSION = "approve_rolepolicy"
@@ -39,12 +39,6 @@ def _effective_scope(role: Role, scope: Scope | None) -> Scope:
     if role.is_directory_role or scope is None:
         return Scope.objects.root()
     return scope
-
-
-def _normalise_start(start: datetime | None, now: datetime) -> datetime:
-    if start is None or (now - START_TOLERANCE <= start < now):
-        return now
-    return start
 
 
 def _on_commit_schedule(assignment_id: int, *, notify: bool) -> None:
@@ -112,7 +106,7 @@ def assignment_create(
     authz.require_manage_role(actor, role, scope)
     principals = list(dict.fromkeys(principals))  # the same principal twice is one assignment
     now = timezone.now()
-    start = _normalise_start(start, now)
+    start = normalise_start(start, now)
     policy = RolePolicy.objects.effective_for(role, scope)
     problems = assignment_problems(
         policy=policy, kind=kind, start=start, end=end, justification=justification, now=now
@@ -347,7 +341,7 @@ def assignment_update(
         assignment = _lock(assignment)
         if assignment.has_ended(now):
             raise ValidationError("This assignment has ended: renew it instead.")
-        new_start = assignment.start if assignment.start <= now else _normalise_start(start, now)
+        new_start = assignment.start if assignment.start <= now else normalise_start(start, now)
         if start is not None and assignment.start <= now and start != assignment.start:
             # An assignment already in force keeps its start; only the end can move.
             new_start = assignment.start
@@ -456,7 +450,7 @@ def assignment_renew(
     now = timezone.now()
     if not assignment.has_ended(now):
         raise ValidationError("This assignment has not ended: extend it instead.")
-    start = _normalise_start(start, now)
+    start = normalise_start(start, now)
     policy = RolePolicy.objects.effective_for(assignment.role, assignment.scope)
     problems = assignment_problems(
         policy=policy,

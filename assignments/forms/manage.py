@@ -378,6 +378,22 @@ def _addresses(value: str) -> list[str]:
     return list(dict.fromkeys(addresses))
 
 
+# Settings whose form field is the RolePolicy field itself (the others are converted).
+SAME_AS_POLICY = (
+    "require_mfa_on_activation",
+    "require_justification_on_activation",
+    "require_ticket_on_activation",
+    "require_approval",
+    "approvals_required",
+    "allow_permanent_eligible",
+    "eligible_expire_after_days",
+    "allow_permanent_active",
+    "active_expire_after_days",
+    "require_mfa_on_active_assignment",
+    "require_justification_on_active_assignment",
+)
+
+
 class RolePolicyForm(forms.Form):
     activation_max_hours = forms.DecimalField(
         label="Activation maximum duration (hours)",
@@ -506,19 +522,7 @@ class RolePolicyForm(forms.Form):
             "approval_window_hours": int(policy.approval_window.total_seconds() // 3600),
             "approvers": [principal_key(p) for p in [*users, *groups]],
         }
-        for name in (
-            "require_mfa_on_activation",
-            "require_justification_on_activation",
-            "require_ticket_on_activation",
-            "require_approval",
-            "approvals_required",
-            "allow_permanent_eligible",
-            "eligible_expire_after_days",
-            "allow_permanent_active",
-            "active_expire_after_days",
-            "require_mfa_on_active_assignment",
-            "require_justification_on_active_assignment",
-        ):
+        for name in SAME_AS_POLICY:
             initial[name] = getattr(policy, name)
         for event in NotificationEvent:
             for recipient in RecipientKind:
@@ -555,22 +559,7 @@ class RolePolicyForm(forms.Form):
     def policy_values(self) -> dict:
         """The RolePolicy field values, as services.policy_update takes them."""
         data = self.cleaned_data
-        values = {
-            name: data[name]
-            for name in (
-                "require_mfa_on_activation",
-                "require_justification_on_activation",
-                "require_ticket_on_activation",
-                "require_approval",
-                "approvals_required",
-                "allow_permanent_eligible",
-                "eligible_expire_after_days",
-                "allow_permanent_active",
-                "active_expire_after_days",
-                "require_mfa_on_active_assignment",
-                "require_justification_on_active_assignment",
-            )
-        }
+        values = {name: data[name] for name in SAME_AS_POLICY}
         values["activation_max_duration"] = timedelta(
             minutes=int(data["activation_max_hours"] * 60)
         )

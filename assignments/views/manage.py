@@ -514,69 +514,62 @@ def _done(request, assignment: Assignment, text: str):
     return redirect(_role_url(assignment.role, assignment.scope))
 
 
-@GET_POST
-def assignment_update(request, pk: int):
-    assignment = _assignment_for_manager(request, pk)
-    form = AssignmentUpdateForm(_posted(request), assignment=assignment)
+def _change(request, assignment: Assignment, form, *, service, fields, done: str, **page):
+    """Post the form's `fields` to the service; on success back to the role's members."""
     if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
+        values = {name: form.cleaned_data[name] for name in fields}
         try:
-            services.assignment_update(
-                actor=request.user,
-                assignment=assignment,
-                start=data["start"],
-                end=data["end"],
-                justification=data["justification"],
-            )
+            service(actor=request.user, assignment=assignment, **values)
         except ValidationError as error:
             form.add_error(None, error.messages)
         else:
-            return _done(request, assignment, f"Assignment of {assignment.principal} updated.")
-    return _change_page(request, assignment, form, title="Update assignment")
+            return _done(request, assignment, f"Assignment of {assignment.principal} {done}.")
+    return _change_page(request, assignment, form, **page)
+
+
+@GET_POST
+def assignment_update(request, pk: int):
+    assignment = _assignment_for_manager(request, pk)
+    return _change(
+        request,
+        assignment,
+        AssignmentUpdateForm(_posted(request), assignment=assignment),
+        service=services.assignment_update,
+        fields=("start", "end", "justification"),
+        done="updated",
+        title="Update assignment",
+    )
 
 
 @GET_POST
 def assignment_extend(request, pk: int):
     assignment = _assignment_for_manager(request, pk)
     policy = RolePolicy.objects.effective_for(assignment.role, assignment.scope)
-    form = AssignmentExtendForm(_posted(request), assignment=assignment, policy=policy)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            services.assignment_extend(
-                actor=request.user,
-                assignment=assignment,
-                end=data["end"],
-                justification=data["justification"],
-            )
-        except ValidationError as error:
-            form.add_error(None, error.messages)
-        else:
-            return _done(request, assignment, f"Assignment of {assignment.principal} extended.")
-    return _change_page(request, assignment, form, title="Extend assignment")
+    return _change(
+        request,
+        assignment,
+        AssignmentExtendForm(_posted(request), assignment=assignment, policy=policy),
+        service=services.assignment_extend,
+        fields=("end", "justification"),
+        done="extended",
+        title="Extend assignment",
+    )
 
 
 @GET_POST
 def assignment_renew(request, pk: int):
     assignment = _assignment_for_manager(request, pk)
     policy = RolePolicy.objects.effective_for(assignment.role, assignment.scope)
-    form = AssignmentRenewForm(_posted(request), assignment=assignment, policy=policy)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            services.assignment_renew(
-                actor=request.user,
-                assignment=assignment,
-                start=data["start"],
-                end=data["end"],
-                justification=data["justification"],
-            )
-        except ValidationError as error:
-            form.add_error(None, error.messages)
-        else:
-            return _done(request, assignment, f"Assignment of {assignment.principal} renewed.")
-    intro = "" if assignment.has_ended() else "This assignment has not ended: extend it instead."
-    return _change_page(request, assignment, form, title="Renew assignment", intro=intro)
+    return _change(
+        request,
+        assignment,
+        AssignmentRenewForm(_posted(request), assignment=assignment, policy=policy),
+        service=services.assignment_renew,
+        fields=("start", "end", "justification"),
+        done="renewed",
+        title="Renew assignment",
+        intro="" if assignment.has_ended() else "This assignment has not ended: extend it instead.",
+    )
 
 
 @GET_POST

@@ -23,14 +23,10 @@ from assignments import selfservice, services
 from assignments.models import (
     Assignment,
     AssignmentKind,
-    RequestAction,
-    RequestStatus,
     Role,
-    RoleRequest,
     Scope,
     ScopeKind,
 )
-from audit import log as audit_log
 
 DEMO_PASSWORD = "demo-pass-2026"
 DOMAIN = "contoso.example"
@@ -218,12 +214,12 @@ class Seeder:
             password=DEMO_PASSWORD,
             email=ADMIN_EMAIL,
             noinput=True,
+            owner=True,  # the administrator also manages every resource
             stdout=self.stdout,
         )
         self.create_people()
         self.create_scopes()
         self.admin = self.users[ADMIN_USERNAME]
-        self.grant_root_owner()
         self.configure_roles()
         self.assign_roles()
         self.request_activations()
@@ -263,43 +259,6 @@ class Seeder:
                 parent=self.scopes[parent] if parent else root,
             )
         self.scopes["/"] = root
-
-    def grant_root_owner(self) -> None:
-        """Owner at the root, like bootstrap: no one may assign resource roles before it."""
-        owner, root = self.roles["Owner"], self.scopes["/"]
-        justification = "Demo: the administrator also manages every resource"
-        assignment = Assignment.objects.create(
-            principal_user=self.admin,
-            role=owner,
-            scope=root,
-            kind=ACTIVE,
-            start=self.now,
-            end=None,
-            justification=justification,
-            ticket_system="bootstrap",
-            start_processed_at=self.now,
-        )
-        request = RoleRequest.objects.create(
-            action=RequestAction.ADMIN_ASSIGN,
-            status=RequestStatus.PROVISIONED,
-            principal_user=self.admin,
-            role=owner,
-            scope=root,
-            kind=ACTIVE,
-            start=self.now,
-            justification=justification,
-            result_assignment=assignment,
-            completed_at=self.now,
-        )
-        audit_log.record(
-            action="pim.bootstrap",
-            target=assignment,
-            principal=str(self.admin),
-            role=owner.name,
-            scope=root.path,
-            role_request_id=request.pk,
-            after=assignment.snapshot(),
-        )
 
     def configure_roles(self) -> None:
         policy = services.policy_update
