@@ -10,14 +10,12 @@ class _InboxBadge:
     @cached_property
     def count(self) -> int:
         from approvals.services import inbox_count
-        from assignments.authz import grants_for
+        from assignments.authz import request_grants
 
         request = self._request
         if hasattr(request, "_approvals_inbox_count"):  # the inbox page counted already
             return request._approvals_inbox_count
-        if not hasattr(request, "_pim_grants"):
-            request._pim_grants = grants_for(request.user)
-        return inbox_count(request.user, request._pim_grants)
+        return inbox_count(request.user, request_grants(request))
 
 
 def inbox(request):

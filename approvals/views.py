@@ -22,13 +22,6 @@ PAGE_SIZE = 25
 BULK_RESULT_KEY = "approvals_bulk_result"
 
 
-def _grants(request) -> authz.Grants:
-    """The viewer's grants, computed once per request (the navigation reads the same)."""
-    if not hasattr(request, "_pim_grants"):
-        request._pim_grants = authz.grants_for(request.user)
-    return request._pim_grants
-
-
 def _next_or(request, fallback: str) -> str:
     target = request.POST.get("next") or ""
     if url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
@@ -53,7 +46,7 @@ def _choices(items, key, label):
 @require_GET
 def inbox(request):
     """Every pending request the viewer may decide, with filters and bulk decisions."""
-    grants = _grants(request)
+    grants = authz.request_grants(request)
     items = services.inbox_items(request.user, grants)
     request._approvals_inbox_count = sum(1 for item in items if item.can_decide)  # the badge
     filters = {
@@ -109,7 +102,7 @@ def _new_form(role_request: RoleRequest, data=None):
 
 
 def _render_detail(request, role_request: RoleRequest, form=None, status: int = 200):
-    grants = _grants(request)
+    grants = authz.request_grants(request)
     now = timezone.now()
     is_decider = services.may_decide(request.user, role_request, grants)
     conflict = services.conflict_for(role_request, request.user, now)
@@ -143,16 +136,16 @@ def _render_detail(request, role_request: RoleRequest, form=None, status: int = 
 @require_GET
 def request_detail(request, pk: int):
     """A request's details and timeline, with approve and deny where the viewer may decide."""
-    role_request = services.request_for_viewer(request.user, pk, _grants(request))
+    role_request = services.request_for_viewer(request.user, pk, authz.request_grants(request))
     return _render_detail(request, role_request)
 
 
 @require_POST
 def decide(request, pk: int):
     """Approve or deny one request with a justification."""
-    role_request = services.request_for_viewer(request.user, pk, _grants(request))
+    role_request = services.request_for_viewer(request.user, pk, authz.request_grants(request))
     try:
-        services.require_may_decide(request.user, pk, role_request, _grants(request))
+        services.require_may_decide(request.user, pk, role_request, authz.request_grants(request))
     except PermissionDenied as refused:
         messages.error(request, str(refused))
         return _render_detail(request, role_request, status=403)
@@ -166,7 +159,7 @@ def decide(request, pk: int):
             request_id=role_request.pk,
             approve=form.approve,
             justification=form.cleaned_data["justification"],
-            grants=_grants(request),
+            grants=authz.request_grants(request),
             **form.changes(),
         )
     except PermissionDenied as refused:
@@ -220,7 +213,7 @@ def bulk_decide(request):
 @require_POST
 def request_cancel_admin(request, pk: int):
     """Cancel a pending request: its requester, or a Privileged Role / Global Administrator."""
-    role_request = services.request_for_viewer(request.user, pk, _grants(request))
+    role_request = services.request_for_viewer(request.user, pk, authz.request_grants(request))
     try:
         services.request_cancel(actor=request.user, request_id=role_request.pk)
     except PermissionDenied as refused:

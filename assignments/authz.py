@@ -83,6 +83,13 @@ def grants_for(user, at: datetime | None = None) -> Grants:
     return Grants(user=user, pairs=pairs)
 
 
+def request_grants(request) -> Grants:
+    """The signed-in viewer's grants, computed once per request (views and navigation)."""
+    if not hasattr(request, "_pim_grants"):
+        request._pim_grants = grants_for(request.user)
+    return request._pim_grants
+
+
 def deny(user, *, what: str, target=None, not_found: bool = False):
     """Audit a refused action and raise 403 (or 404 where the object itself is private)."""
     audit_log.record(

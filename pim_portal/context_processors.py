@@ -3,11 +3,9 @@ def navigation(request):
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
-    from assignments.authz import grants_for
+    from assignments.authz import request_grants
 
-    if not hasattr(request, "_pim_grants"):
-        request._pim_grants = grants_for(user)
-    grants = request._pim_grants
+    grants = request_grants(request)
     return {
         "nav": {
             "directory": grants.can_view_directory(),

@@ -3,7 +3,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from assignments.authz import grants_for
+from assignments.authz import request_grants
 from assignments.models import Assignment, AssignmentKind, RequestStatus, RoleKind, RoleRequest
 from audit.models import AuditEvent
 
@@ -12,7 +12,7 @@ from audit.models import AuditEvent
 def dashboard(request):
     """Overview: the viewer's own roles, and for administrators who holds what."""
     now = timezone.now()
-    grants = grants_for(request.user)
+    grants = request_grants(request)
     mine = Assignment.objects.not_ended(now).for_user(request.user)
     context = {
         "section": "dashboard",

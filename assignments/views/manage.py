@@ -55,13 +55,6 @@ GET_POST = require_http_methods(["GET", "POST"])
 # Helpers ---------------------------------------------------------------------------------
 
 
-def _grants(request) -> authz.Grants:
-    """The viewer's grants, computed once per request (the navigation reads the same)."""
-    if not hasattr(request, "_pim_grants"):
-        request._pim_grants = authz.grants_for(request.user)
-    return request._pim_grants
-
-
 def _posted(request):
     """The POST data to bind a form to (even when empty), or None for a GET."""
     return request.POST if request.method == "POST" else None
@@ -135,7 +128,7 @@ def _breadcrumb(scope: Scope, grants: authz.Grants) -> list[tuple[Scope, bool]]:
 
 @require_GET
 def directory_roles(request):
-    authz.require_view_directory(request.user, _grants(request))
+    authz.require_view_directory(request.user, authz.request_grants(request))
     now = timezone.now()
     q = request.GET.get("q", "").strip()
     roles = (
@@ -171,7 +164,7 @@ def _role_rows(role: Role, scope: Scope, tab: str, q: str, now):
 
 
 def _role_page(request, role: Role, scope: Scope):
-    grants = authz.require_view_role(request.user, role, scope, _grants(request))
+    grants = authz.require_view_role(request.user, role, scope, authz.request_grants(request))
     now = timezone.now()
     tab = request.GET.get("tab", "eligible")
     if tab not in dict(TABS):
@@ -216,7 +209,7 @@ def role_detail(request, role_id: int):
 @require_GET
 def scope_role_detail(request, scope_id: int, role_id: int):
     scope = get_object_or_404(Scope, pk=scope_id)
-    authz.require_view_scope(request.user, scope, _grants(request))
+    authz.require_view_scope(request.user, scope, authz.request_grants(request))
     role = get_object_or_404(Role, pk=role_id, kind=RoleKind.RESOURCE)
     return _role_page(request, role, scope)
 
@@ -226,7 +219,7 @@ def scope_role_detail(request, scope_id: int, role_id: int):
 
 @require_GET
 def resources(request):
-    grants = _grants(request)
+    grants = authz.request_grants(request)
     tops = grants.top_paths(Perm.VIEW_RESOURCES)
     if not tops:
         authz.deny(request.user, what="view resources")
@@ -252,7 +245,7 @@ def resources(request):
 @require_GET
 def scope_detail(request, scope_id: int):
     scope = get_object_or_404(Scope, pk=scope_id)
-    grants = authz.require_view_scope(request.user, scope, _grants(request))
+    grants = authz.require_view_scope(request.user, scope, authz.request_grants(request))
     now = timezone.now()
     breadcrumb = _breadcrumb(scope, grants)
     scopes_by_id = {node.pk: node for node, _ in breadcrumb}
@@ -386,7 +379,7 @@ def _export_rows(queryset, now):
 def role_export(request, role_id: int):
     role = get_object_or_404(Role, pk=role_id)
     scope = Scope.objects.root()
-    authz.require_view_role(request.user, role, scope, _grants(request))
+    authz.require_view_role(request.user, role, scope, authz.request_grants(request))
     rows = _export_rows(Assignment.objects.filter(role=role).at_or_above(scope), timezone.now())
     filename = f"{slugify(role.name)}-members.csv"
     return _export(request, rows, page_scope=scope, filename=filename, target=role, role=role)
@@ -395,7 +388,7 @@ def role_export(request, role_id: int):
 @require_GET
 def scope_export(request, scope_id: int):
     scope = get_object_or_404(Scope, pk=scope_id)
-    authz.require_view_scope(request.user, scope, _grants(request))
+    authz.require_view_scope(request.user, scope, authz.request_grants(request))
     rows = Assignment.objects.filter(role__kind=RoleKind.RESOURCE).at_or_above(scope)
     role = None
     role_id = request.GET.get("role", "")
@@ -434,7 +427,7 @@ def _add_initial(request, form_roles, form_scopes) -> dict:
 
 @GET_POST
 def assignment_add(request):
-    grants = _grants(request)
+    grants = authz.request_grants(request)
     if not (grants.can_manage_directory() or grants.has_anywhere(Perm.MANAGE_RESOURCES)):
         authz.deny(request.user, what="add role assignments")
     form = AssignmentAddForm(_posted(request), grants=grants)
@@ -487,7 +480,7 @@ def assignment_add(request):
 def _assignment_for_manager(request, pk: int) -> Assignment:
     """The assignment if the viewer may manage it: 404 when they may not even see it."""
     assignment = get_object_or_404(Assignment.objects.with_related(), pk=pk)
-    grants = _grants(request)
+    grants = authz.request_grants(request)
     if not grants.can_view_role(assignment.role, assignment.scope):
         authz.deny(request.user, what=f"view assignment {pk}", target=assignment, not_found=True)
     authz.require_manage_role(request.user, assignment.role, assignment.scope, grants)
@@ -613,7 +606,7 @@ def _policy_source(policy: RolePolicy, scope: Scope | None) -> str:
 
 def _policy_page(request, role: Role, scope: Scope | None):
     """Settings of a role (scope None) or of a resource role at a scope and below."""
-    grants = authz.require_view_role(request.user, role, scope, _grants(request))
+    grants = authz.require_view_role(request.user, role, scope, authz.request_grants(request))
     can_manage = grants.can_manage_role(role, scope)
     if request.method == "POST":
         authz.require_manage_role(request.user, role, scope, grants)
@@ -674,6 +667,6 @@ def policy_edit(request, role_id: int):
 @GET_POST
 def scope_policy_edit(request, scope_id: int, role_id: int):
     scope = get_object_or_404(Scope, pk=scope_id)
-    authz.require_view_scope(request.user, scope, _grants(request))
+    authz.require_view_scope(request.user, scope, authz.request_grants(request))
     role = get_object_or_404(Role, pk=role_id, kind=RoleKind.RESOURCE)
     return _policy_page(request, role, None if scope.is_root else scope)
