@@ -4,7 +4,7 @@ from django import forms
 
 from assignments.forms.manage import LocalDateTimeField
 from assignments.models import AssignmentKind
-from assignments.selfservice import UNCHANGED
+from assignments.services import UNCHANGED
 
 DECISIONS = [("approve", "Approve"), ("deny", "Deny")]
 LOCAL_DATETIME = "%Y-%m-%dT%H:%M"

@@ -27,7 +27,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from approvals.models import ApprovalDecision, Decision
-from assignments import authz, selfservice
+from assignments import authz
+from assignments import services as assignment_services
 from assignments.catalog import Perm
 from assignments.models import (
     AssignmentKind,
@@ -39,10 +40,9 @@ from assignments.models import (
     RoleRequest,
     ancestor_paths,
 )
-from assignments.notifications import role_administrators
 from assignments.policy import START_TOLERANCE, assignment_problems
-from assignments.selfservice import UNCHANGED, RequestConflict
-from assignments.services import APPROVE_PERMISSION
+from assignments.queries import APPROVE_PERMISSION
+from assignments.services import UNCHANGED, RequestConflict
 from audit import log as audit_log
 
 DECIDED_BY_APPROVERS = [RequestAction.SELF_ACTIVATE]
@@ -200,7 +200,7 @@ def approvers_for(request: RoleRequest):
                     .exclude(pk__in=requester_ids)
                     .distinct()
                 )
-    return role_administrators(request.role, request.scope).exclude(pk__in=requester_ids)
+    return authz.role_administrators(request.role, request.scope).exclude(pk__in=requester_ids)
 
 
 def may_view(user, request: RoleRequest, grants: authz.Grants | None = None) -> bool:
@@ -484,14 +484,14 @@ def decision_record(
                 decided_at=timezone.now(),
             )
             if not approve:
-                request = selfservice.request_deny(
+                request = assignment_services.request_deny(
                     request_id=request.pk, actor=actor, justification=justification
                 )
                 outcome, message = Outcome.DENIED, "Request denied."
             elif ApprovalDecision.objects.filter(request=request).approvals().count() >= max(
                 1, request.approvals_required
             ):
-                request = selfservice.request_grant(
+                request = assignment_services.request_grant(
                     request_id=request.pk,
                     actor=actor,
                     start=start,
@@ -628,7 +628,7 @@ def request_expire(*, request_id: int) -> RoleRequest | None:
     Idempotent: only the call that moves it to expired mails anyone.
     """
     with transaction.atomic():
-        request = selfservice.request_lapse(request_id=request_id)
+        request = assignment_services.request_lapse(request_id=request_id)
         if request is not None:
             _on_commit_notify_lapsed(request.pk)
     return request
@@ -650,7 +650,7 @@ def request_cancel(*, actor, request_id: int) -> RoleRequest:
     Anyone else is refused and audited. Someone else's request canceled: its requester is told.
     """
     request = RoleRequest.objects.with_related().filter(pk=request_id).first()
-    if request is None or not selfservice.may_cancel(actor, request):
+    if request is None or not authz.may_cancel(actor, request):
         _refuse(actor, request_id, request, f"Request #{request_id} is not one you may cancel.")
     with transaction.atomic():
         locked = _lock(request_id)
@@ -659,7 +659,7 @@ def request_cancel(*, actor, request_id: int) -> RoleRequest:
                 "That request is no longer open.", Outcome.ALREADY_DECIDED
             )
         # Who is told is the approvals app's listener to selfservice's request_canceled.
-        request = selfservice.request_cancel(actor=actor, request_id=request_id)
+        request = assignment_services.request_cancel(actor=actor, request_id=request_id)
     return request
 
 

@@ -15,7 +15,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from approvals import services
 from approvals.forms import AdministratorDecisionForm, BulkDecisionForm, DecisionForm
-from assignments import authz, selfservice
+from assignments import authz
+from assignments import services as assignment_services
 from assignments.models import RequestStatus, RoleRequest
 
 PAGE_SIZE = 25
@@ -110,7 +111,7 @@ def _render_detail(request, role_request: RoleRequest, form=None, status: int = 
     can_cancel = role_request.status in (
         RequestStatus.PENDING_APPROVAL,
         RequestStatus.SCHEDULED,
-    ) and selfservice.may_cancel(request.user, role_request, grants)
+    ) and authz.may_cancel(request.user, role_request, grants)
     if can_decide and form is None:
         form = _new_form(role_request)
     return render(
@@ -165,7 +166,7 @@ def decide(request, pk: int):
     except PermissionDenied as refused:
         messages.error(request, str(refused))
         return _render_detail(request, role_request, status=403)
-    except selfservice.RequestConflict as conflict:
+    except assignment_services.RequestConflict as conflict:
         messages.warning(request, str(conflict))
         return redirect("approvals:request_detail", pk=role_request.pk)
     except ValidationError as error:
@@ -219,7 +220,7 @@ def request_cancel_admin(request, pk: int):
     except PermissionDenied as refused:
         messages.error(request, str(refused))
         return _render_detail(request, role_request, status=403)
-    except selfservice.RequestConflict as conflict:
+    except assignment_services.RequestConflict as conflict:
         messages.warning(request, str(conflict))
         return redirect("approvals:request_detail", pk=role_request.pk)
     messages.success(request, f"Request canceled: {role_request}.")

@@ -15,7 +15,7 @@ class AssignmentsConfig(AppConfig):
         from django.contrib.auth import get_user_model
         from django.db.models.signals import m2m_changed
 
-        from assignments.signals import group_membership_changed
+        from assignments.receivers import group_membership_changed
 
         m2m_changed.connect(
             group_membership_changed,

@@ -8,11 +8,15 @@ templates read the answers. The `require_*` helpers audit the denial and raise.
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import Http404
+from django.utils import timezone
 
 from assignments.catalog import Perm
-from assignments.models import ROOT_PATH, Assignment, Role, Scope
+from assignments.models import ROOT_PATH, Assignment, Role, RoleRequest, Scope
+from assignments.policy import EXTEND_WINDOW, RENEW_WINDOW
 from audit import log as audit_log
 
 
@@ -129,3 +133,52 @@ def require_manage_role(user, role: Role, scope: Scope | None, grants: Grants | 
     if not grants.can_manage_role(role, scope):
         deny(user, what=f"manage {role} at {scope.path if scope else '/'}", target=role)
     return grants
+
+
+def role_administrators(role: Role, scope: Scope):
+    """Users who may manage the role's assignments at the scope, through in-force roles."""
+    permission = Perm.MANAGE_DIRECTORY if role.is_directory_role else Perm.MANAGE_RESOURCES
+    managing_roles = [r.pk for r in Role.objects.all() if permission in (r.permissions or [])]
+    holders = Assignment.objects.in_force().active().filter(role__in=managing_roles)
+    if not role.is_directory_role:
+        holders = holders.at_or_above(scope)
+    user_ids = holders.filter(principal_user__isnull=False).values("principal_user")
+    group_ids = holders.filter(principal_group__isnull=False).values("principal_group")
+    return (
+        get_user_model()
+        .objects.filter(Q(pk__in=user_ids) | Q(groups__in=group_ids), is_active=True)
+        .distinct()
+    )
+
+
+# --- Self-service: what a user may do with their own assignments and requests --------------
+
+
+def may_extend(user, assignment: Assignment, now: datetime | None = None) -> bool:
+    """The user's own direct assignment (not an activation) in force, ending within 14 days."""
+    now = now or timezone.now()
+    return (
+        assignment.principal_user_id == user.pk
+        and assignment.activated_from_id is None
+        and assignment.end is not None
+        and now < assignment.end
+        and assignment.end - now <= EXTEND_WINDOW
+    )
+
+
+def may_renew(user, assignment: Assignment, now: datetime | None = None) -> bool:
+    """The user's own direct assignment (not an activation) that ended in the last 30 days."""
+    now = now or timezone.now()
+    return (
+        assignment.principal_user_id == user.pk
+        and assignment.activated_from_id is None
+        and assignment.end is not None
+        and now - RENEW_WINDOW <= assignment.end <= now
+    )
+
+
+def may_cancel(user, request: RoleRequest, grants: Grants | None = None) -> bool:
+    """The requester, or a Privileged Role / Global Administrator in force."""
+    if request.requested_by_id == user.pk:
+        return True
+    return (grants or grants_for(user)).can_manage_directory()

@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.urls import reverse
 
+from assignments import authz
 from assignments.catalog import Perm
 from assignments.models import (
     Assignment,
@@ -20,22 +21,6 @@ from pim_portal.mail import absolute_url, send_templated_mail
 def is_critical(role: Role) -> bool:
     """Roles that can hand out privilege: the 'critical only' notification setting's roles."""
     return bool({Perm.MANAGE_DIRECTORY, Perm.MANAGE_RESOURCES} & set(role.permissions or []))
-
-
-def role_administrators(role: Role, scope: Scope):
-    """Users who may manage the role's assignments at the scope, through in-force roles."""
-    permission = Perm.MANAGE_DIRECTORY if role.is_directory_role else Perm.MANAGE_RESOURCES
-    managing_roles = [r.pk for r in Role.objects.all() if permission in (r.permissions or [])]
-    holders = Assignment.objects.in_force().active().filter(role__in=managing_roles)
-    if not role.is_directory_role:
-        holders = holders.at_or_above(scope)
-    user_ids = holders.filter(principal_user__isnull=False).values("principal_user")
-    group_ids = holders.filter(principal_group__isnull=False).values("principal_group")
-    return (
-        get_user_model()
-        .objects.filter(Q(pk__in=user_ids) | Q(groups__in=group_ids), is_active=True)
-        .distinct()
-    )
 
 
 def role_page(role: Role, scope: Scope) -> str:
@@ -91,7 +76,9 @@ def notify_assigned(assignment_id: int) -> int:
         "link": absolute_url(reverse("assignments:my_roles")),
         "admin_link": absolute_url(role_page(assignment.role, assignment.scope)),
     }
-    admins = [u.email for u in role_administrators(assignment.role, assignment.scope) if u.email]
+    admins = [
+        u.email for u in authz.role_administrators(assignment.role, assignment.scope) if u.email
+    ]
     sent = send_templated_mail(
         template="assignments/mail/assigned_admin",
         recipients=recipients(policy, event, RecipientKind.ADMIN, admins),
@@ -123,7 +110,7 @@ def notify_activated(request_id: int) -> int:
     # The requester is told once, as the requester, even when they hold an admin role now.
     admins = [
         u.email
-        for u in role_administrators(request.role, request.scope)
+        for u in authz.role_administrators(request.role, request.scope)
         if u.email and u.pk != request.requested_by_id
     ]
     approvers = [

@@ -11,6 +11,10 @@ from pim_portal.templatetags.pim import duration_words
 # A start this far in the past is taken as "now" (the form took a moment to fill in).
 START_TOLERANCE = timedelta(minutes=5)
 MAX_ACTIVATION_LEAD = timedelta(days=30)
+# A user may ask to extend their own assignment this close to its end, and to renew it this
+# long after it ended.
+EXTEND_WINDOW = timedelta(days=14)
+RENEW_WINDOW = timedelta(days=30)
 
 
 def normalise_start(start: datetime | None, now: datetime) -> datetime:

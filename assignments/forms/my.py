@@ -1,7 +1,7 @@
 """Forms of the self-service pages: activate eligible roles, ask to extend or renew.
 
 Forms parse the shape of the input; the rules of the role settings (durations, justification,
-ticket, MFA) are enforced by assignments.selfservice, whose messages name the rule broken.
+ticket, MFA) are enforced by assignments.services, whose messages name the rule broken.
 """
 
 from dataclasses import dataclass, field
@@ -13,7 +13,7 @@ from crispy_forms.layout import Div, Field, Fieldset, Layout
 from django import forms
 
 from assignments.models import Assignment, RolePolicy, Scope
-from assignments.selfservice import eligible_assignments
+from assignments.queries import eligible_assignments
 from pim_portal.templatetags.pim import duration_words
 
 DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
@@ -209,7 +209,7 @@ class ActivateForm(forms.Form):
         return None if hours is None else hours_to_duration(hours)
 
     def activation_input(self) -> dict:
-        """Keyword arguments for selfservice.request_activate_many, from cleaned data."""
+        """Keyword arguments for services.request_activate_many, from cleaned data."""
         data = self.cleaned_data
         items = []
         for item in self.items:

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods
 
-from assignments import authz, services
+from assignments import authz, queries, services
 from assignments.catalog import Perm
 from assignments.forms.manage import (
     AssignmentAddForm,
@@ -619,7 +619,7 @@ def _policy_page(request, role: Role, scope: Scope | None):
     form = RolePolicyForm(
         _posted(request),
         policy=policy,
-        approvers=services.policy_approvers(policy),
+        approvers=queries.policy_approvers(policy),
         read_only=not can_manage,
     )
     if request.method == "POST" and form.is_valid():

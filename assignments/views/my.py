@@ -1,7 +1,7 @@
 """Pages for every signed-in user: My roles, activation, My requests.
 
 Each page works on the signed-in user's own rows only: an id that is not theirs is a 404,
-audited. The rules (durations, MFA, justification, windows) live in assignments.selfservice.
+audited. The rules (durations, MFA, justification, windows) live in assignments.services.
 """
 
 import contextlib
@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from assignments import authz, selfservice
+from assignments import authz, services
 from assignments.forms.my import (
     MAX_BULK,
     ActivateForm,
@@ -166,8 +166,8 @@ def my_roles(request):
                 "can_deactivate": tab == "active"
                 and assignment.activated_from_id is not None
                 and assignment.principal_user_id == user.pk,
-                "can_extend": tab != "expired" and selfservice.may_extend(user, assignment, now),
-                "can_renew": tab == "expired" and selfservice.may_renew(user, assignment, now),
+                "can_extend": tab != "expired" and authz.may_extend(user, assignment, now),
+                "can_renew": tab == "expired" and authz.may_renew(user, assignment, now),
             }
         )
     return render(
@@ -222,7 +222,7 @@ def activate(request):
     missing = [pk for pk in ids if pk not in found]
     if request.method != "POST" and missing:
         with contextlib.suppress(ValidationError):
-            selfservice.get_own_eligible(user, missing[0])  # audits someone else's id
+            services.get_own_eligible(user, missing[0])  # audits someone else's id
         raise Http404("That eligible assignment is not yours or is no longer in force.")
     form = ActivateForm(request.POST if request.method == "POST" else None, items=items)
     if form.requires_mfa and not mfa.has_device(user):
@@ -234,7 +234,7 @@ def activate(request):
         arguments = form.activation_input()
         # Ids that are not the user's own go to the service, which refuses and audits them.
         arguments["items"] += [{"eligible_id": pk, "scope": None} for pk in missing]
-        outcomes = selfservice.request_activate_many(user=user, **arguments)
+        outcomes = services.request_activate_many(user=user, **arguments)
         labels = {item.eligible.pk: item.label for item in items}
         reports = [_outcome_message(outcome, labels) for outcome in outcomes]
         if any(outcome.request is not None for outcome in outcomes):
@@ -261,7 +261,7 @@ def deactivate(request, pk: int):
     if assignment is None:
         authz.deny(user, what=f"deactivate assignment {pk}", not_found=True)
     try:
-        selfservice.request_deactivate(user=user, assignment_id=assignment.pk)
+        services.request_deactivate(user=user, assignment_id=assignment.pk)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
@@ -282,7 +282,7 @@ def _ask_administrators(request, pk: int, *, renew: bool):
     )
     if assignment is None:
         authz.deny(user, what=f"{'renew' if renew else 'extend'} assignment {pk}", not_found=True)
-    allowed = (selfservice.may_renew if renew else selfservice.may_extend)(user, assignment)
+    allowed = (authz.may_renew if renew else authz.may_extend)(user, assignment)
     if request.method != "POST" and not allowed:
         messages.error(
             request,
@@ -296,7 +296,7 @@ def _ask_administrators(request, pk: int, *, renew: bool):
         submit_label="Request renewal" if renew else "Request extension",
     )
     if request.method == "POST" and form.is_valid():
-        service = selfservice.request_renew if renew else selfservice.request_extend
+        service = services.request_renew if renew else services.request_extend
         try:
             service(
                 user=user,
@@ -368,8 +368,8 @@ def request_cancel(request, pk: int):
     if role_request is None:
         authz.deny(user, what=f"cancel request {pk}", not_found=True)
     try:
-        selfservice.request_cancel(actor=user, request_id=role_request.pk)
-    except (ValidationError, selfservice.RequestConflict) as error:
+        services.request_cancel(actor=user, request_id=role_request.pk)
+    except (ValidationError, services.RequestConflict) as error:
         text = " ".join(error.messages) if isinstance(error, ValidationError) else str(error)
         messages.error(request, text)
     else:

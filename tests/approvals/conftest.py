@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.models import Permission
 
-from assignments import selfservice
+from assignments import services
 from assignments.models import (
     Assignment,
     AssignmentKind,
@@ -77,7 +77,7 @@ def submit(
 ):
     """The user asks to activate the role (eligible for it at `scope` or the root)."""
     eligible = eligible_for(user, role_name, scope)
-    return selfservice.request_activate(
+    return services.request_activate(
         user=user,
         eligible=eligible,
         start=start,

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from approvals import services
 from approvals.models import ApprovalDecision
-from assignments import selfservice
+from assignments import services as assignment_services
 from assignments.models import Assignment, RequestStatus, RoleRequest
 from audit.models import AuditEvent
 from tests.approvals.conftest import PRA, needs_approval, new_requester, submit
@@ -69,7 +69,12 @@ def decision_events(request) -> list[str]:
 
 def unexpected(results) -> list:
     """Anything but a result or a clean refusal is a bug (a server error for the loser)."""
-    allowed = (services.DecisionResult, RoleRequest, selfservice.RequestConflict, type(None))
+    allowed = (
+        services.DecisionResult,
+        RoleRequest,
+        assignment_services.RequestConflict,
+        type(None),
+    )
     return [r for r in results if not isinstance(r, allowed)]
 
 
@@ -131,7 +136,7 @@ def test_approval_racing_the_requesters_cancel_ends_in_one_state(two_approvers):
         request = submit(requester)
 
         def cancel(requester=requester, request=request):
-            return selfservice.request_cancel(actor=requester, request_id=request.pk)
+            return assignment_services.request_cancel(actor=requester, request_id=request.pk)
 
         results = race(decide(first, request), cancel)
         assert unexpected(results) == []

@@ -12,7 +12,7 @@ from django_q.models import Schedule
 from approvals import services
 from approvals.models import ApprovalDecision, Decision
 from approvals.services import DecisionConflict, Outcome
-from assignments import selfservice
+from assignments import services as assignment_services
 from assignments.authz import grants_for
 from assignments.models import (
     Assignment,
@@ -159,7 +159,7 @@ def eligible_user_assignment(user, role_name):
 def extend_request(user, role_name, days_left=3):
     assignment = eligible_user_assignment(user, role_name)
     Assignment.objects.filter(pk=assignment.pk).update(end=timezone.now() + timedelta(days_left))
-    return selfservice.request_extend(
+    return assignment_services.request_extend(
         user=user, assignment_id=assignment.pk, justification="Still on the project"
     )
 
@@ -256,7 +256,7 @@ def test_deciding_twice_tells_the_approver_they_already_did(pending, approver):
 
 
 def test_deciding_a_canceled_request_is_refused(pending, approver, eligible_user):
-    selfservice.request_cancel(actor=eligible_user, request_id=pending.pk)
+    assignment_services.request_cancel(actor=eligible_user, request_id=pending.pk)
     with pytest.raises(DecisionConflict, match="canceled by its requester") as caught:
         approve(approver, pending)
     assert caught.value.outcome == Outcome.CANCELED
@@ -318,7 +318,7 @@ def test_approval_after_the_requester_left_the_eligible_group_fails_without_acti
     group = make_group("Ops", member)
     assign(group, PRA, kind=AssignmentKind.ELIGIBLE)
     eligible = Assignment.objects.get(principal_group=group)
-    request = selfservice.request_activate(
+    request = assignment_services.request_activate(
         user=member, eligible=eligible, duration=timedelta(hours=1), justification="Incident 7"
     )
     group.user_set.remove(member)
@@ -354,7 +354,7 @@ def test_administrator_changes_end_and_type_when_approving_renew(eligible_user, 
     Assignment.objects.filter(pk=assignment.pk).update(
         start=timezone.now() - timedelta(days=60), end=timezone.now() - timedelta(days=2)
     )
-    request = selfservice.request_renew(
+    request = assignment_services.request_renew(
         user=eligible_user, assignment_id=assignment.pk, justification="Back on the team"
     )
     new_end = timezone.now() + timedelta(days=10)
@@ -623,7 +623,7 @@ def test_settings_refuse_approval_of_a_resource_role_without_approvers(resource_
 
 def test_timeline_shows_requested_decision_in_force_and_ended(pending, approver, eligible_user):
     result = approve(approver, pending, justification="Go")
-    selfservice.request_deactivate(
+    assignment_services.request_deactivate(
         user=eligible_user, assignment_id=result.request.result_assignment_id
     )
     request = RoleRequest.objects.with_related().get(pk=pending.pk)
@@ -644,7 +644,7 @@ def test_requester_canceling_their_own_request_tells_the_approvers_only(
 ):
     mail.outbox.clear()
     with django_capture_on_commit_callbacks(execute=True):
-        selfservice.request_cancel(actor=eligible_user, request_id=pending.pk)
+        assignment_services.request_cancel(actor=eligible_user, request_id=pending.pk)
     recipients = [m.to for m in mail.outbox]
     assert [approver.email] in recipients
     assert [eligible_user.email] not in recipients
@@ -653,7 +653,7 @@ def test_requester_canceling_their_own_request_tells_the_approvers_only(
 def test_extend_approved_as_eligible_cannot_demote_the_last_global_administrator(pra, tree):
     gina = make_user("gina.last")
     only = assign(gina, "Global Administrator", end=timezone.now() + timedelta(days=3))
-    request = selfservice.request_extend(
+    request = assignment_services.request_extend(
         user=gina, assignment_id=only.pk, justification="Still needed"
     )
 

@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from approvals.models import ApprovalDecision
-from assignments import selfservice
+from assignments import services
 from assignments.models import Assignment, AssignmentKind, RequestStatus, RoleRequest
 from audit.models import AuditEvent
 from tests.approvals.conftest import CONTRIBUTOR, PRA, needs_approval, new_requester, submit
@@ -162,7 +162,7 @@ def test_extend_request_page_lets_the_administrator_change_start_end_and_type(
 ):
     assignment = Assignment.objects.get(principal_user=eligible_user, role__name=PRA)
     Assignment.objects.filter(pk=assignment.pk).update(end=timezone.now() + timedelta(days=3))
-    request = selfservice.request_extend(
+    request = services.request_extend(
         user=eligible_user, assignment_id=assignment.pk, justification="Still needed"
     )
     client = client_for(pra)
@@ -189,7 +189,7 @@ def test_extend_approved_with_an_end_in_the_year_9999_is_refused_on_the_page(
 ):
     assignment = Assignment.objects.get(principal_user=eligible_user, role__name=PRA)
     Assignment.objects.filter(pk=assignment.pk).update(end=timezone.now() + timedelta(days=3))
-    request = selfservice.request_extend(
+    request = services.request_extend(
         user=eligible_user, assignment_id=assignment.pk, justification="Still needed"
     )
     response = client_for(pra).post(

@@ -7,7 +7,7 @@ import time_machine
 from django.core import mail
 from django.core.exceptions import ValidationError
 
-from assignments import selfservice
+from assignments import queries, services
 from assignments.authz import grants_for
 from assignments.models import (
     Assignment,
@@ -39,13 +39,13 @@ def clock():
 
 
 def eligible_for(user, role_name=PRA) -> Assignment:
-    return selfservice.eligible_assignments(user).get(role__name=role_name)
+    return queries.eligible_assignments(user).get(role__name=role_name)
 
 
 def activate(user, role_name=PRA, **kw):
     kw.setdefault("duration", HOUR)
     kw.setdefault("justification", "Incident 42")
-    return selfservice.request_activate(user=user, eligible=eligible_for(user, role_name), **kw)
+    return services.request_activate(user=user, eligible=eligible_for(user, role_name), **kw)
 
 
 def messages_of(error: ValidationError) -> str:
@@ -202,7 +202,7 @@ def test_mfa_is_asked_at_every_activation_not_once(eligible_user, clock):
     relax(PRA, require_mfa_on_activation=True)
     device = make_device(eligible_user)
     first = activate(eligible_user, mfa_code=code_for(device))
-    selfservice.request_deactivate(user=eligible_user, assignment_id=first.result_assignment_id)
+    services.request_deactivate(user=eligible_user, assignment_id=first.result_assignment_id)
     clock.shift(timedelta(minutes=2))
     with pytest.raises(ValidationError):
         activate(eligible_user, mfa_code="")
@@ -254,7 +254,7 @@ def test_activation_needing_approval_waits_and_grants_nothing(eligible_user):
 def test_pending_activation_can_be_canceled(eligible_user):
     relax(PRA, require_approval=True)
     request = activate(eligible_user)
-    canceled = selfservice.request_cancel(actor=eligible_user, request_id=request.pk)
+    canceled = services.request_cancel(actor=eligible_user, request_id=request.pk)
     assert canceled.status == RequestStatus.CANCELED
     assert events("pim.request.canceled").filter(role_request_id=request.pk).count() == 1
 
@@ -431,7 +431,7 @@ def test_former_group_member_cannot_activate(tree):
     eligible = eligible_for(member)
     group.user_set.remove(member)
     with pytest.raises(ValidationError):
-        selfservice.request_activate(user=member, eligible=eligible, justification="x")
+        services.request_activate(user=member, eligible=eligible, justification="x")
 
 
 # Foreign and unknown ids --------------------------------------------------------------------
@@ -441,7 +441,7 @@ def test_someone_elses_eligible_assignment_is_refused_and_audited(eligible_user,
     relax(PRA)
     theirs = eligible_for(eligible_user)
     with pytest.raises(ValidationError) as error:
-        selfservice.request_activate(user=outsider, eligible=theirs, justification="x")
+        services.request_activate(user=outsider, eligible=theirs, justification="x")
     assert "not yours" in messages_of(error)
     assert events("pim.security.foreign_object").filter(actor=outsider).count() == 1
     assert not grants_for(outsider).can_manage_directory()
@@ -450,14 +450,14 @@ def test_someone_elses_eligible_assignment_is_refused_and_audited(eligible_user,
 
 def test_unknown_eligible_id_is_refused_without_a_security_event(outsider):
     with pytest.raises(ValidationError):
-        selfservice.get_own_eligible(outsider, 999_999)
+        services.get_own_eligible(outsider, 999_999)
     assert not events("pim.security.foreign_object").exists()
 
 
 def test_an_active_assignment_cannot_be_activated(pra):
     mine = Assignment.objects.get(principal_user=pra)
     with pytest.raises(ValidationError):
-        selfservice.get_own_eligible(pra, mine.pk)
+        services.get_own_eligible(pra, mine.pk)
 
 
 def test_an_eligibility_that_ended_cannot_be_activated(eligible_user, clock):
@@ -465,7 +465,7 @@ def test_an_eligibility_that_ended_cannot_be_activated(eligible_user, clock):
     eligible = eligible_for(eligible_user)
     clock.move_to(eligible.end)
     with pytest.raises(ValidationError):
-        selfservice.request_activate(user=eligible_user, eligible=eligible, justification="x")
+        services.request_activate(user=eligible_user, eligible=eligible, justification="x")
 
 
 # Bulk ---------------------------------------------------------------------------------------
@@ -475,7 +475,7 @@ def bulk(user, items, **kw):
     kw.setdefault("start", None)
     kw.setdefault("duration", HOUR)
     kw.setdefault("justification", "Change 7")
-    return selfservice.request_activate_many(user=user, items=items, **kw)
+    return services.request_activate_many(user=user, items=items, **kw)
 
 
 def test_bulk_activation_with_one_failing_item(eligible_user, tree):
@@ -559,7 +559,7 @@ def test_deactivation_ends_the_activation_at_once(eligible_user, clock):
     relax(PRA)
     activation = activate(eligible_user).result_assignment
     clock.shift(timedelta(minutes=10))
-    request = selfservice.request_deactivate(user=eligible_user, assignment_id=activation.pk)
+    request = services.request_deactivate(user=eligible_user, assignment_id=activation.pk)
     activation.refresh_from_db()
     assert request.status == RequestStatus.REVOKED
     assert request.action == RequestAction.SELF_DEACTIVATE
@@ -572,23 +572,23 @@ def test_deactivating_someone_elses_activation_is_refused(eligible_user, outside
     relax(PRA)
     activation = activate(eligible_user).result_assignment
     with pytest.raises(ValidationError):
-        selfservice.request_deactivate(user=outsider, assignment_id=activation.pk)
+        services.request_deactivate(user=outsider, assignment_id=activation.pk)
     assert grants_for(eligible_user).can_manage_directory()
 
 
 def test_an_assignment_made_by_an_administrator_cannot_be_deactivated(pra):
     mine = Assignment.objects.get(principal_user=pra)
     with pytest.raises(ValidationError):
-        selfservice.request_deactivate(user=pra, assignment_id=mine.pk)
+        services.request_deactivate(user=pra, assignment_id=mine.pk)
 
 
 def test_deactivating_twice_is_refused(eligible_user, clock):
     relax(PRA)
     activation = activate(eligible_user).result_assignment
     clock.shift(timedelta(minutes=1))
-    selfservice.request_deactivate(user=eligible_user, assignment_id=activation.pk)
+    services.request_deactivate(user=eligible_user, assignment_id=activation.pk)
     with pytest.raises(ValidationError) as error:
-        selfservice.request_deactivate(user=eligible_user, assignment_id=activation.pk)
+        services.request_deactivate(user=eligible_user, assignment_id=activation.pk)
     assert "already ended" in messages_of(error)
     assert events("pim.request.deactivated").count() == 1
 
@@ -597,7 +597,7 @@ def test_after_deactivation_the_role_can_be_activated_again(eligible_user, clock
     relax(PRA)
     activation = activate(eligible_user).result_assignment
     clock.shift(timedelta(minutes=1))
-    selfservice.request_deactivate(user=eligible_user, assignment_id=activation.pk)
+    services.request_deactivate(user=eligible_user, assignment_id=activation.pk)
     assert activate(eligible_user).status == RequestStatus.PROVISIONED
 
 
@@ -610,7 +610,7 @@ def test_canceled_scheduled_activation_never_comes_into_force(
     relax(PRA)
     start = T0 + timedelta(hours=2)
     request = activate(eligible_user, start=start)
-    selfservice.request_cancel(actor=eligible_user, request_id=request.pk)
+    services.request_cancel(actor=eligible_user, request_id=request.pk)
     clock.move_to(start + timedelta(minutes=1))
     assert not grants_for(eligible_user).can_manage_directory()
     mail.outbox.clear()
@@ -623,16 +623,16 @@ def test_canceled_scheduled_activation_never_comes_into_force(
 def test_canceling_twice_is_a_clear_refusal(eligible_user):
     relax(PRA, require_approval=True)
     request = activate(eligible_user)
-    selfservice.request_cancel(actor=eligible_user, request_id=request.pk)
-    with pytest.raises(selfservice.RequestConflict, match="already canceled"):
-        selfservice.request_cancel(actor=eligible_user, request_id=request.pk)
+    services.request_cancel(actor=eligible_user, request_id=request.pk)
+    with pytest.raises(services.RequestConflict, match="already canceled"):
+        services.request_cancel(actor=eligible_user, request_id=request.pk)
 
 
 def test_someone_else_cannot_cancel_a_request(eligible_user, outsider):
     relax(PRA, require_approval=True)
     request = activate(eligible_user)
     with pytest.raises(ValidationError):
-        selfservice.request_cancel(actor=outsider, request_id=request.pk)
+        services.request_cancel(actor=outsider, request_id=request.pk)
     request.refresh_from_db()
     assert request.status == RequestStatus.PENDING_APPROVAL
 
@@ -643,7 +643,7 @@ def test_someone_else_cannot_cancel_a_request(eligible_user, outsider):
 def test_extend_request_for_an_assignment_ending_within_14_days(eligible_user):
     eligible = eligible_for(eligible_user)
     Assignment.objects.filter(pk=eligible.pk).update(end=T0 + timedelta(days=10))
-    request = selfservice.request_extend(
+    request = services.request_extend(
         user=eligible_user, assignment_id=eligible.pk, justification="Still on call"
     )
     assert request.action == RequestAction.SELF_EXTEND
@@ -654,29 +654,29 @@ def test_extend_request_for_an_assignment_ending_within_14_days(eligible_user):
 def test_extend_request_is_refused_more_than_14_days_before_the_end(eligible_user):
     eligible = eligible_for(eligible_user)  # ends in 30 days
     with pytest.raises(ValidationError, match="within 14 days"):
-        selfservice.request_extend(user=eligible_user, assignment_id=eligible.pk, justification="x")
+        services.request_extend(user=eligible_user, assignment_id=eligible.pk, justification="x")
 
 
 def test_extend_request_needs_a_justification(eligible_user):
     eligible = eligible_for(eligible_user)
     Assignment.objects.filter(pk=eligible.pk).update(end=T0 + timedelta(days=10))
     with pytest.raises(ValidationError, match="justification is required"):
-        selfservice.request_extend(user=eligible_user, assignment_id=eligible.pk, justification="")
+        services.request_extend(user=eligible_user, assignment_id=eligible.pk, justification="")
     assert not RoleRequest.objects.exists()
 
 
 def test_extend_request_twice_is_refused(eligible_user):
     eligible = eligible_for(eligible_user)
     Assignment.objects.filter(pk=eligible.pk).update(end=T0 + timedelta(days=10))
-    selfservice.request_extend(user=eligible_user, assignment_id=eligible.pk, justification="x")
+    services.request_extend(user=eligible_user, assignment_id=eligible.pk, justification="x")
     with pytest.raises(ValidationError, match="already have a request pending"):
-        selfservice.request_extend(user=eligible_user, assignment_id=eligible.pk, justification="x")
+        services.request_extend(user=eligible_user, assignment_id=eligible.pk, justification="x")
 
 
 def test_renew_request_for_an_assignment_ended_in_the_last_30_days(eligible_user, clock):
     eligible = eligible_for(eligible_user)
     clock.move_to(eligible.end + timedelta(days=29))
-    request = selfservice.request_renew(
+    request = services.request_renew(
         user=eligible_user, assignment_id=eligible.pk, justification="Back on the project"
     )
     assert request.action == RequestAction.SELF_RENEW
@@ -687,13 +687,13 @@ def test_renew_request_is_refused_after_30_days(eligible_user, clock):
     eligible = eligible_for(eligible_user)
     clock.move_to(eligible.end + timedelta(days=31))
     with pytest.raises(ValidationError, match="last 30 days"):
-        selfservice.request_renew(user=eligible_user, assignment_id=eligible.pk, justification="x")
+        services.request_renew(user=eligible_user, assignment_id=eligible.pk, justification="x")
 
 
 def test_renew_request_is_refused_before_the_end(eligible_user):
     eligible = eligible_for(eligible_user)
     with pytest.raises(ValidationError):
-        selfservice.request_renew(user=eligible_user, assignment_id=eligible.pk, justification="x")
+        services.request_renew(user=eligible_user, assignment_id=eligible.pk, justification="x")
 
 
 def test_group_assignment_cannot_be_extended_by_a_member(tree):
@@ -702,7 +702,7 @@ def test_group_assignment_cannot_be_extended_by_a_member(tree):
         make_group("Ops", member), PRA, kind=AssignmentKind.ELIGIBLE, end=T0 + timedelta(days=3)
     )
     with pytest.raises(ValidationError):
-        selfservice.request_extend(user=member, assignment_id=group_eligible.pk, justification="x")
+        services.request_extend(user=member, assignment_id=group_eligible.pk, justification="x")
 
 
 # Mail ---------------------------------------------------------------------------------------
@@ -778,7 +778,7 @@ def test_two_submissions_at_the_same_moment_make_one_request(eligible_user, appr
     eligible = eligible_for(eligible_user)
 
     def submit():
-        return selfservice.request_activate(
+        return services.request_activate(
             user=eligible_user, eligible=eligible, duration=HOUR, justification="x"
         )
 

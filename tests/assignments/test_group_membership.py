@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from assignments import selfservice
+from assignments import services
 from assignments.authz import grants_for
 from assignments.models import Assignment, AssignmentKind, RolePolicy
 from audit.models import AuditEvent
@@ -19,7 +19,7 @@ def member(db):
     user = make_user("mia")
     group = make_group("Identity Team", user)
     eligible = assign(group, PRA, kind=AssignmentKind.ELIGIBLE)
-    request = selfservice.request_activate(
+    request = services.request_activate(
         user=user, eligible=eligible, duration=timedelta(hours=2), justification="on call"
     )
     assert grants_for(user).can_manage_directory()
@@ -69,7 +69,7 @@ def test_a_direct_activation_survives_leaving_a_group(db):
     group = make_group("Identity Team", user)
     assign(group, PRA, kind=AssignmentKind.ELIGIBLE)
     direct = assign(user, PRA, kind=AssignmentKind.ELIGIBLE)
-    selfservice.request_activate(
+    services.request_activate(
         user=user, eligible=direct, duration=timedelta(hours=2), justification="on call"
     )
 

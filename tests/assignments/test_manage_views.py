@@ -13,7 +13,7 @@ from django.utils import timezone
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from assignments import services
+from assignments import queries, services
 from assignments.forms.manage import RolePolicyForm
 from assignments.models import Assignment, AssignmentKind, RolePolicy
 from audit.models import AuditEvent
@@ -836,7 +836,7 @@ def test_pra_edits_directory_role_settings_with_approvers_and_notifications(
     assert policy.require_approval and policy.approvals_required == 2
     assert policy.approval_window == timedelta(hours=4)
     assert policy.allow_permanent_eligible
-    assert services.policy_approvers(policy) == ([approver], [group])
+    assert queries.policy_approvers(policy) == ([approver], [group])
     assert policy.notification("eligible_assigned", "admin")["enabled"] is False
     assert policy.notification("activated", "approver")["additional"] == [
         "soc@example.com",

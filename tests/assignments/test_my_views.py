@@ -8,7 +8,7 @@ import time_machine
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
-from assignments import selfservice
+from assignments import queries, services
 from assignments.authz import grants_for
 from assignments.models import (
     Assignment,
@@ -47,7 +47,7 @@ def erin(eligible_user, client_for):
 
 
 def eligible_for(user, role_name=PRA) -> Assignment:
-    return selfservice.eligible_assignments(user).get(role__name=role_name)
+    return queries.eligible_assignments(user).get(role__name=role_name)
 
 
 def texts(response) -> list[str]:
@@ -57,7 +57,7 @@ def texts(response) -> list[str]:
 def activate_via_service(user, role_name=PRA, **kw):
     relax(role_name)
     kw.setdefault("duration", timedelta(hours=1))
-    return selfservice.request_activate(
+    return services.request_activate(
         user=user, eligible=eligible_for(user, role_name), justification="x", **kw
     )
 
@@ -154,7 +154,7 @@ def test_resource_role_active_at_a_narrower_scope_can_still_be_activated(erin, e
 
 def test_eligible_row_says_a_request_is_pending(erin, eligible_user):
     relax(PRA, require_approval=True)
-    selfservice.request_activate(user=eligible_user, eligible=eligible_for(eligible_user))
+    services.request_activate(user=eligible_user, eligible=eligible_for(eligible_user))
     entry = next(e for e in entries(erin.get(MY_ROLES)) if e["assignment"].role.name == PRA)
     assert entry["pending"]
     assert not entry["can_activate"]
@@ -163,7 +163,7 @@ def test_eligible_row_says_a_request_is_pending(erin, eligible_user):
 def test_pending_extend_request_does_not_block_activation(erin, eligible_user):
     eligible = eligible_for(eligible_user)
     Assignment.objects.filter(pk=eligible.pk).update(end=T0 + timedelta(days=5))
-    selfservice.request_extend(user=eligible_user, assignment_id=eligible.pk, justification="x")
+    services.request_extend(user=eligible_user, assignment_id=eligible.pk, justification="x")
     entry = next(e for e in entries(erin.get(MY_ROLES)) if e["assignment"] == eligible)
     assert entry["can_activate"]
     assert not entry["pending"]
@@ -204,7 +204,7 @@ def test_expired_tab_forgets_after_30_days(eligible_user, clock, client_for):
 def test_deactivated_activation_is_on_the_expired_tab_without_renew(erin, eligible_user, clock):
     activation = activate_via_service(eligible_user).result_assignment
     clock.shift(timedelta(minutes=1))
-    selfservice.request_deactivate(user=eligible_user, assignment_id=activation.pk)
+    services.request_deactivate(user=eligible_user, assignment_id=activation.pk)
     [entry] = entries(erin.get(MY_ROLES + "?tab=expired"))
     assert entry["assignment"] == activation
     assert not entry["can_renew"]
@@ -655,7 +655,7 @@ def test_my_requests_lists_own_requests_newest_first(erin, eligible_user, outsid
     relax(PRA, require_approval=True)
     first = activate_via_service(eligible_user, "Contributor")
     clock.shift(timedelta(minutes=1))
-    second = selfservice.request_activate(
+    second = services.request_activate(
         user=eligible_user, eligible=eligible_for(eligible_user), justification="x"
     )
     response = erin.get(MY_REQUESTS)
@@ -672,7 +672,7 @@ def test_my_requests_does_not_show_others(erin, pra, client_for):
 
 def test_my_requests_filters_by_status(erin, eligible_user):
     relax(PRA, require_approval=True)
-    pending = selfservice.request_activate(
+    pending = services.request_activate(
         user=eligible_user, eligible=eligible_for(eligible_user), justification="x"
     )
     activate_via_service(eligible_user, "Contributor")
@@ -689,7 +689,7 @@ def test_my_requests_empty_state(client_for, outsider):
 
 def test_my_requests_shows_cancel_on_open_requests_only(erin, eligible_user):
     relax(PRA, require_approval=True)
-    pending = selfservice.request_activate(
+    pending = services.request_activate(
         user=eligible_user, eligible=eligible_for(eligible_user), justification="x"
     )
     done = activate_via_service(eligible_user, "Contributor")
@@ -737,7 +737,7 @@ def test_my_requests_paginates_and_keeps_the_filter(tree, client_for):
 
 def test_cancel_a_pending_request(erin, eligible_user):
     relax(PRA, require_approval=True)
-    pending = selfservice.request_activate(
+    pending = services.request_activate(
         user=eligible_user, eligible=eligible_for(eligible_user), justification="x"
     )
     response = erin.post(reverse("assignments:request_cancel", args=[pending.pk]))
@@ -764,7 +764,7 @@ def test_cancel_a_finished_request_is_a_clear_refusal(erin, eligible_user):
 
 def test_cancel_someone_elses_request_is_404_and_audited(client_for, outsider, eligible_user):
     relax(PRA, require_approval=True)
-    pending = selfservice.request_activate(
+    pending = services.request_activate(
         user=eligible_user, eligible=eligible_for(eligible_user), justification="x"
     )
     response = client_for(outsider).post(reverse("assignments:request_cancel", args=[pending.pk]))

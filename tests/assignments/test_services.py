@@ -8,7 +8,7 @@ from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
-from assignments import services
+from assignments import queries, services
 from assignments.models import (
     Assignment,
     AssignmentKind,
@@ -753,7 +753,7 @@ def test_policy_update_replaces_approvers(pra, approver):
     policy = services.policy_update(
         actor=pra, role=target, values={"require_approval": True}, approver_users=[other]
     )
-    users, groups = services.policy_approvers(policy)
+    users, groups = queries.policy_approvers(policy)
     assert users == [other]
     assert groups == []
     assert _events("pim.policy.updated").order_by("seq").last().before["approvers"] == ["user:alex"]
@@ -789,7 +789,7 @@ def test_policy_update_cannot_drop_approvers_while_approval_stays_on(
             values={"activation_max_duration": timedelta(hours=1)},
         )
     policy = RolePolicy.objects.get(role=contributor, scope=tree["sub"])
-    assert services.policy_approvers(policy)[0] == [approver]
+    assert queries.policy_approvers(policy)[0] == [approver]
 
 
 def test_policy_update_directory_role_approval_without_approvers_is_allowed(pra):

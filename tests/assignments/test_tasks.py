@@ -8,7 +8,7 @@ from django.core import mail
 from django.utils.module_loading import import_string
 from django_q.models import Schedule
 
-from assignments import selfservice, tasks
+from assignments import queries, services, tasks
 from assignments.models import (
     Assignment,
     AssignmentKind,
@@ -46,9 +46,9 @@ def run(django_capture_on_commit_callbacks):
 
 def activate(user, role_name=PRA, **kw):
     relax(role_name)
-    eligible = selfservice.eligible_assignments(user).get(role__name=role_name)
+    eligible = queries.eligible_assignments(user).get(role__name=role_name)
     kw.setdefault("duration", HOUR)
-    return selfservice.request_activate(user=user, eligible=eligible, justification="x", **kw)
+    return services.request_activate(user=user, eligible=eligible, justification="x", **kw)
 
 
 def events(action):
@@ -93,7 +93,7 @@ def test_deactivation_moves_the_end_task_to_now(
         activation = activate(eligible_user).result_assignment
     clock.shift(timedelta(minutes=5))
     with django_capture_on_commit_callbacks(execute=True):
-        selfservice.request_deactivate(user=eligible_user, assignment_id=activation.pk)
+        services.request_deactivate(user=eligible_user, assignment_id=activation.pk)
     at_end = Schedule.objects.get(name=f"pim: end assignment {activation.pk}")
     assert at_end.next_run == T0 + timedelta(minutes=5)
 
@@ -181,7 +181,7 @@ def test_end_task_before_the_end_does_nothing(eligible_user, clock, run):
 
 
 def test_end_of_an_eligible_assignment_is_recorded_without_mail(eligible_user, clock, run):
-    eligible = selfservice.eligible_assignments(eligible_user).get(role__name=PRA)
+    eligible = queries.eligible_assignments(eligible_user).get(role__name=PRA)
     clock.move_to(eligible.end)
     assert run(tasks.assignment_ended, eligible.pk) is True
     assert events("pim.assignment.ended").count() == 1

@@ -9,7 +9,7 @@ import pytest
 import time_machine
 from django_q.models import Success, Task
 
-from assignments import selfservice
+from assignments import queries, services
 from assignments.authz import grants_for
 from assignments.models import Assignment, AssignmentKind, RequestStatus
 from tests.assignments.activation_support import relax
@@ -29,9 +29,9 @@ def clock():
 
 
 def activate(user, **kw):
-    eligible = selfservice.eligible_assignments(user).get(role__name=PRA)
+    eligible = queries.eligible_assignments(user).get(role__name=PRA)
     kw.setdefault("duration", timedelta(hours=1))
-    return selfservice.request_activate(user=user, eligible=eligible, justification="x", **kw)
+    return services.request_activate(user=user, eligible=eligible, justification="x", **kw)
 
 
 def no_worker_ran():
@@ -96,11 +96,11 @@ def test_scheduled_activation_ends_after_its_duration_from_its_start(eligible_us
 
 
 def test_eligibility_cannot_be_activated_from_its_end(eligible_user, clock):
-    eligible = selfservice.eligible_assignments(eligible_user).get(role__name=PRA)
+    eligible = queries.eligible_assignments(eligible_user).get(role__name=PRA)
     clock.move_to(eligible.end - SECOND)
-    assert selfservice.eligible_assignments(eligible_user).filter(pk=eligible.pk).exists()
+    assert queries.eligible_assignments(eligible_user).filter(pk=eligible.pk).exists()
     clock.move_to(eligible.end)
-    assert not selfservice.eligible_assignments(eligible_user).filter(pk=eligible.pk).exists()
+    assert not queries.eligible_assignments(eligible_user).filter(pk=eligible.pk).exists()
 
 
 def test_permanent_assignment_stays_in_force(pra, clock):

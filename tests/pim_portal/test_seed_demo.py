@@ -9,7 +9,7 @@ from django.test import Client
 
 from assignments.authz import grants_for
 from assignments.models import Assignment, AssignmentKind, RolePolicy, RoleRequest, Scope
-from assignments.services import policy_approvers
+from assignments.queries import policy_approvers
 from audit.log import verify_chain
 from audit.models import AuditEvent
 from pim_portal.management.commands.seed_demo import DEMO_PASSWORD, PERSONAS

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.test.utils import override_settings
 from django.utils import timezone
 
-from assignments import selfservice, services
+from assignments import services
 from assignments.models import (
     Assignment,
     AssignmentKind,
@@ -375,7 +375,7 @@ class Seeder:
             eligible = Assignment.objects.get(
                 principal_user=u[username], role__name=role_name, kind=ELIGIBLE
             )
-            selfservice.request_activate(
+            services.request_activate(
                 user=u[username],
                 eligible=eligible,
                 duration=timedelta(hours=hours),

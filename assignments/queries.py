@@ -1,0 +1,34 @@
+"""Reads that several places share (pages, services, mail, the approvals app)."""
+
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from assignments.models import Assignment, RolePolicy
+
+APPROVE_PERMISSION = "approve_rolepolicy"
+
+
+def eligible_assignments(user, at: datetime | None = None):
+    """The eligible assignments the user may activate now: directly or through a group."""
+    return Assignment.objects.in_force(at).eligible().for_user(user).with_related()
+
+
+def policy_approvers(policy: RolePolicy) -> tuple[list, list[Group]]:
+    """The users and groups named as approvers of these settings."""
+    if policy.pk is None:
+        return [], []
+    users = list(
+        get_user_model().objects.filter(
+            rolepolicyuserobjectpermission__content_object=policy,
+            rolepolicyuserobjectpermission__permission__codename=APPROVE_PERMISSION,
+        )
+    )
+    groups = list(
+        Group.objects.filter(
+            rolepolicygroupobjectpermission__content_object=policy,
+            rolepolicygroupobjectpermission__permission__codename=APPROVE_PERMISSION,
+        )
+    )
+    return users, groups

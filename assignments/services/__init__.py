@@ -1,0 +1,76 @@
+"""Every change to scopes, roles, role settings, assignments and requests, one function per
+use case, each in one transaction that writes its audit event.
+
+- `administration`: what administrators do to assignments (assign, update, extend, renew,
+  remove);
+- `role_settings`: role settings and their approvers;
+- `activation`: what an eligible user does (activate, deactivate, ask to extend or renew);
+- `decided`: carrying out decided requests (grant, deny, lapse) and cancelling open ones;
+- `groups`: what leaving a group does to the activations it made possible;
+- `scopes`: the resource tree (create, rename, move, remove).
+
+The names below are the package's public use cases; callers import them from here.
+"""
+
+from assignments.services.activation import (
+    BulkOutcome,
+    check_mfa,
+    get_own_eligible,
+    request_activate,
+    request_activate_many,
+    request_deactivate,
+    request_extend,
+    request_renew,
+)
+from assignments.services.administration import (
+    assignment_create,
+    assignment_extend,
+    assignment_remove,
+    assignment_renew,
+    assignment_update,
+    refuse_ending_last_global_admin,
+    shorten_activations,
+)
+from assignments.services.common import UNCHANGED, RequestConflict
+from assignments.services.decided import (
+    request_cancel,
+    request_deny,
+    request_grant,
+    request_lapse,
+)
+from assignments.services.groups import activations_end_on_leaving_group
+from assignments.services.role_settings import (
+    POLICY_FIELDS,
+    policy_reset,
+    policy_snapshot,
+    policy_update,
+)
+
+__all__ = [
+    "POLICY_FIELDS",
+    "UNCHANGED",
+    "BulkOutcome",
+    "RequestConflict",
+    "activations_end_on_leaving_group",
+    "assignment_create",
+    "assignment_extend",
+    "assignment_remove",
+    "assignment_renew",
+    "assignment_update",
+    "check_mfa",
+    "get_own_eligible",
+    "policy_reset",
+    "policy_snapshot",
+    "policy_update",
+    "refuse_ending_last_global_admin",
+    "request_activate",
+    "request_activate_many",
+    "request_cancel",
+    "request_deactivate",
+    "request_deny",
+    "request_extend",
+    "request_grant",
+    "request_lapse",
+    "request_renew",
+    "shorten_activations",
+]

@@ -1,0 +1,92 @@
+"""Pieces every request service shares: the audit record of a request, its snapshot, the
+work queued after commit, the request lock, and making an activation."""
+
+from django.db import transaction
+
+from assignments.models import Assignment, AssignmentKind, RoleRequest
+from audit import log as audit_log
+
+UNCHANGED = object()  # "keep what was requested" for request_grant's optional overrides
+
+
+class RequestConflict(Exception):
+    """The request is no longer in the state the caller expected (someone else got there)."""
+
+
+def record_request(action: str, *, actor, request: RoleRequest, target=None, **kw):
+    return audit_log.record(
+        action=action,
+        actor=actor,
+        target=target or request,
+        principal=request.principal_name,
+        role=request.role.name,
+        scope=request.scope.path,
+        role_request_id=request.pk,
+        **kw,
+    )
+
+
+def request_snapshot(request: RoleRequest) -> dict:
+    return {
+        "action": request.action,
+        "status": request.status,
+        "kind": request.kind,
+        "start": request.start,
+        "end": request.end,
+        "duration": str(request.duration) if request.duration else None,
+        "justification": request.justification,
+        "ticket_number": request.ticket_number,
+        "ticket_system": request.ticket_system,
+    }
+
+
+def after_commit(request_id: int, assignment_id: int | None, *, submitted: bool, activated: bool):
+    """Schedule the assignment's time tasks, mail, and tell listeners of a new pending request."""
+
+    def run():
+        from assignments import notifications, tasks
+        from assignments.signals import request_submitted
+
+        if assignment_id:
+            tasks.schedule_assignment_tasks(assignment_id)
+        if activated:
+            notifications.notify_activated(request_id)
+        if submitted:
+            request_submitted.send(sender=RoleRequest, request_id=request_id)
+
+    transaction.on_commit(run)
+
+
+def schedule_after_commit(assignment_id: int) -> None:
+    def run():
+        from assignments import tasks
+
+        tasks.schedule_assignment_tasks(assignment_id)
+
+    transaction.on_commit(run)
+
+
+def lock_request(request_id: int) -> RoleRequest:
+    request = RoleRequest.objects.select_for_update().filter(pk=request_id).first()
+    if request is None:
+        raise RequestConflict("That request does not exist.")
+    return RoleRequest.objects.with_related().get(pk=request.pk)
+
+
+def activation_from(request: RoleRequest, eligible: Assignment, start, end) -> Assignment:
+    """The active assignment an activation request makes; never outlives the eligibility."""
+    if eligible.end is not None:
+        end = min(end, eligible.end)
+    return Assignment.objects.create(
+        principal_user=request.principal_user,
+        role=request.role,
+        scope=request.scope,
+        kind=AssignmentKind.ACTIVE,
+        start=start,
+        end=end,
+        created_by=request.requested_by,
+        justification=request.justification,
+        ticket_number=request.ticket_number,
+        ticket_system=request.ticket_system,
+        activated_from=eligible,
+    )

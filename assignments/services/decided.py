@@ -1,0 +1,246 @@
+"""Carrying out decided requests: granted, denied, lapsed (the approvals app decides), and
+cancelling an open request.
+
+Each locks the request row, so two approvers, an approval racing a cancel or the lapse end in
+exactly one outcome.
+"""
+
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from assignments import authz
+from assignments.models import (
+    OPEN_STATUSES,
+    Assignment,
+    AssignmentKind,
+    RequestAction,
+    RequestStatus,
+    RoleRequest,
+)
+from assignments.queries import eligible_assignments
+from assignments.services.common import (
+    UNCHANGED,
+    RequestConflict,
+    activation_from,
+    after_commit,
+    lock_request,
+    record_request,
+    request_snapshot,
+)
+from assignments.signals import request_canceled
+
+# --- Outcomes of a request ----------------------------------------------------------------
+
+
+def request_cancel(*, actor, request_id: int) -> RoleRequest:
+    """Cancel a request pending approval, or a scheduled activation before it starts."""
+    now = timezone.now()
+    with transaction.atomic():
+        request = lock_request(request_id)
+        if not authz.may_cancel(actor, request):
+            raise ValidationError("Only the requester or an administrator can cancel it.")
+        if request.status not in OPEN_STATUSES:
+            raise RequestConflict(
+                f"That request is already {request.get_status_display().lower()}."
+            )
+        if request.status == RequestStatus.SCHEDULED:
+            assignment = request.result_assignment
+            if assignment is None or not assignment.is_upcoming(now):
+                raise RequestConflict("That activation has already started: deactivate it.")
+            # Never in force: mark its start and end done so no task reports or mails it.
+            Assignment.objects.filter(pk=assignment.pk).update(
+                end=assignment.start,
+                ended_by=actor,
+                start_processed_at=now,
+                end_processed_at=now,
+            )
+        before = request_snapshot(request)
+        if request.status == RequestStatus.PENDING_APPROVAL:
+            transaction.on_commit(
+                lambda: request_canceled.send(
+                    sender=RoleRequest, request_id=request.pk, actor_id=actor.pk
+                )
+            )
+        request.status = RequestStatus.CANCELED
+        request.completed_at = now
+        request.completed_by = actor
+        request.save(update_fields=["status", "completed_at", "completed_by"])
+        record_request(
+            "pim.request.canceled",
+            actor=actor,
+            request=request,
+            before=before,
+            after=request_snapshot(request),
+        )
+    return request
+
+
+def request_grant(
+    *,
+    request_id: int,
+    actor,
+    start: datetime | None = None,
+    end=UNCHANGED,
+    kind: str | None = None,
+    justification: str = "",
+) -> RoleRequest:
+    """Carry out an approved request. For the approvals app, inside its transaction.
+
+    An activation runs for its requested duration from the approval (or its later requested
+    start), so a late approval does not eat the user's time. An extend or renew takes the
+    administrator's start, end and kind when given.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        request = lock_request(request_id)
+        if request.status != RequestStatus.PENDING_APPROVAL:
+            raise RequestConflict(
+                f"That request is already {request.get_status_display().lower()}."
+            )
+        if request.approval_deadline and request.approval_deadline <= now:
+            raise RequestConflict("That request has lapsed: its approval window has passed.")
+        before = request_snapshot(request)
+        assignment = None
+        failure = ""
+        if request.action == RequestAction.SELF_ACTIVATE:
+            eligible = request.target_assignment
+            begin = max(request.start or now, now)
+            if eligible is None or not eligible.is_in_force(now):
+                failure = "The eligible assignment ended before the approval."
+            elif (
+                not eligible_assignments(request.principal_user, now)
+                .filter(pk=eligible.pk)
+                .exists()
+            ):
+                # Eligible through a group the requester has since left.
+                failure = "The requester is no longer eligible for this role."
+            else:
+                assignment = activation_from(request, eligible, begin, begin + request.duration)
+        elif request.action == RequestAction.SELF_EXTEND:
+            assignment = request.target_assignment
+            if assignment is None or assignment.has_ended(now):
+                failure = "The assignment ended before the approval: renew it instead."
+            else:
+                from assignments.services import (
+                    refuse_ending_last_global_admin,
+                    shorten_activations,
+                )
+
+                new_end = request.end if end is UNCHANGED else end
+                new_kind = kind or assignment.kind
+                earlier = new_end is not None and (
+                    assignment.end is None or new_end < assignment.end
+                )
+                # An administrator approving may change the type or move the end earlier:
+                # the same rules hold as when they update the assignment directly.
+                if assignment.kind == AssignmentKind.ACTIVE and new_kind != assignment.kind:
+                    refuse_ending_last_global_admin(assignment, now)
+                elif earlier:
+                    refuse_ending_last_global_admin(assignment, now, new_end=new_end)
+                Assignment.objects.filter(pk=assignment.pk).update(
+                    start=start or assignment.start,
+                    end=new_end,
+                    kind=new_kind,
+                    end_processed_at=None,
+                )
+                if assignment.kind == new_kind == AssignmentKind.ELIGIBLE and earlier:
+                    shorten_activations(
+                        assignment, end=new_end, actor=actor, request=request, now=now
+                    )
+                assignment.refresh_from_db()
+        elif request.action == RequestAction.SELF_RENEW:
+            old = request.target_assignment
+            begin = max(start or now, now)
+            assignment = Assignment.objects.create(
+                principal_user=request.principal_user,
+                principal_group=request.principal_group,
+                role=request.role,
+                scope=request.scope,
+                kind=kind or request.kind,
+                start=begin,
+                end=request.end if end is UNCHANGED else end,
+                created_by=actor,
+                justification=request.justification,
+            )
+            if old is not None:
+                request.target_assignment = old
+        else:
+            failure = f"{request.get_action_display()} requests are not approved here."
+        if failure:
+            request.status = RequestStatus.FAILED
+            request.status_note = failure
+        else:
+            request.result_assignment = assignment
+            request.start, request.end = assignment.start, assignment.end
+            request.status = (
+                RequestStatus.SCHEDULED if assignment.start > now else RequestStatus.PROVISIONED
+            )
+        request.completed_at = now
+        request.completed_by = actor
+        request.save()
+        record_request(
+            "pim.request.approved" if not failure else "pim.request.refused",
+            actor=actor,
+            request=request,
+            target=assignment or request,
+            before=before,
+            after=request_snapshot(request),
+            message=failure or justification,
+        )
+        after_commit(
+            request.pk, assignment.pk if assignment else None, submitted=False, activated=False
+        )
+    return request
+
+
+def request_deny(*, request_id: int, actor, justification: str) -> RoleRequest:
+    """End a pending request as denied. For the approvals app, inside its transaction."""
+    now = timezone.now()
+    with transaction.atomic():
+        request = lock_request(request_id)
+        if request.status != RequestStatus.PENDING_APPROVAL:
+            raise RequestConflict(
+                f"That request is already {request.get_status_display().lower()}."
+            )
+        before = request_snapshot(request)
+        request.status = RequestStatus.DENIED
+        request.completed_at = now
+        request.completed_by = actor
+        request.status_note = justification
+        request.save(update_fields=["status", "completed_at", "completed_by", "status_note"])
+        record_request(
+            "pim.request.denied",
+            actor=actor,
+            request=request,
+            before=before,
+            after=request_snapshot(request),
+            message=justification,
+        )
+    return request
+
+
+def request_lapse(*, request_id: int) -> RoleRequest | None:
+    """A pending request past its approval deadline lapses (expired). None if it was not due."""
+    now = timezone.now()
+    with transaction.atomic():
+        request = lock_request(request_id)
+        if request.status != RequestStatus.PENDING_APPROVAL:
+            return None
+        if request.approval_deadline is None or request.approval_deadline > now:
+            return None
+        before = request_snapshot(request)
+        request.status = RequestStatus.EXPIRED
+        request.completed_at = now
+        request.status_note = "Not decided within the approval window."
+        request.save(update_fields=["status", "completed_at", "status_note"])
+        record_request(
+            "pim.request.expired",
+            actor=None,
+            request=request,
+            before=before,
+            after=request_snapshot(request),
+        )
+    return request
