@@ -6,6 +6,8 @@ import json
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.db.models.signals import pre_delete
+from django.dispatch import receiver
 
 GENESIS_HASH = "0" * 64
 
@@ -16,6 +18,9 @@ class AppendOnlyError(Exception):
 
 class AuditEventQuerySet(models.QuerySet):
     def update(self, **kwargs):
+        raise AppendOnlyError("Audit events are never updated.")
+
+    def bulk_update(self, objs, fields, batch_size=None):
         raise AppendOnlyError("Audit events are never updated.")
 
     def delete(self):
@@ -61,6 +66,8 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-seq"]
+        # Django internals (related lookups, refresh_from_db) use the base manager: guard it too.
+        base_manager_name = "objects"
         indexes = [models.Index(fields=["target_type", "target_id"])]
 
     def __str__(self) -> str:
@@ -105,6 +112,12 @@ class AuditEvent(models.Model):
         from audit.logdisplay import describe
 
         return describe(self.action)
+
+
+@receiver(pre_delete, sender=AuditEvent, dispatch_uid="audit_event_append_only")
+def _refuse_delete(sender, instance, **kwargs):
+    """A delete through any queryset (even a plain `QuerySet(model=AuditEvent)`) or a cascade."""
+    raise AppendOnlyError("Audit events are never deleted.")
 
 
 class AuditChainHead(models.Model):

@@ -7,12 +7,20 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection, connections
+from django.db import connections
 
 from audit import log as audit_log
 from audit.log import verify_chain
 from audit.models import GENESIS_HASH, AppendOnlyError, AuditChainHead, AuditEvent
 from pim_portal import request_context
+from tests.audit.forgery import (
+    execute,
+    forge,
+    forged_event,
+    insert,
+    refused_by_database,
+    rehash_from,
+)
 from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
@@ -26,8 +34,8 @@ def _write(count: int, **kw) -> list[AuditEvent]:
 
 
 def _raw(sql: str, *params) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    """Tamper as the owner of the table can: the database's own guard lifted for the change."""
+    forge(sql, *params)
 
 
 def _verify() -> str:
@@ -198,6 +206,136 @@ def test_verify_chain_counts_the_good_events_before_the_break(db):
     _write(4)
     _raw("UPDATE audit_auditevent SET message = %s WHERE seq = %s", "x", 3)
     assert verify_chain() == (2, "event #3 was modified after it was written")
+
+
+# Forgeries: what the head and the database catch, and what needs a key ---------------------
+
+
+def test_appended_event_with_the_head_seq_moved_but_not_its_hash_is_reported(db):
+    *_, last = _write(3)
+    # Plain SQL, no trigger lifted: the database allows appends and a head moving forward.
+    insert(forged_event(last, message="granted myself Global Administrator"))
+    execute("UPDATE audit_auditchainhead SET seq = %s WHERE id = 1", 4)
+    assert "the chain head's hash" in _broken()
+    assert "does not match event #4" in _broken()
+
+
+def test_edit_with_every_later_hash_recomputed_is_caught_by_the_unmoved_head(db):
+    _write(3)
+    _raw("UPDATE audit_auditevent SET message = %s WHERE seq = %s", "nothing happened", 2)
+    rehash_from(2)
+    assert "the chain head's hash" in _broken()
+    assert "does not match event #3" in _broken()
+
+
+def test_deleted_last_event_with_the_head_seq_moved_back_is_caught_by_the_head_hash(db):
+    _write(3)
+    _raw("DELETE FROM audit_auditevent WHERE seq = %s", 3)
+    _raw("UPDATE audit_auditchainhead SET seq = %s WHERE id = 1", 2)
+    assert "the chain head's hash" in _broken()
+    assert "does not match event #2" in _broken()
+
+
+def test_first_event_not_linking_to_the_start_of_the_chain_is_reported(db):
+    _write(1)
+    _raw("UPDATE audit_auditevent SET prev_hash = %s WHERE seq = %s", "f" * 64, 1)
+    last = rehash_from(1)
+    _raw("UPDATE audit_auditchainhead SET hash = %s WHERE id = 1", last.hash)
+    assert "event #1 does not link to the start of the chain" in _broken()
+
+
+def test_missing_chain_head_is_reported(db):
+    _write(2)
+    _raw("DELETE FROM audit_auditchainhead")
+    assert "the chain head is missing but there are 2 events" in _broken()
+
+
+def test_chain_head_ahead_of_an_empty_log_is_reported(db):
+    _write(2)
+    _raw("DELETE FROM audit_auditevent")
+    assert "the chain head says #2 but there are no events" in _broken()
+
+
+def test_database_refuses_to_edit_an_event(db):
+    _write(3)
+    message = refused_by_database("UPDATE audit_auditevent SET message = %s WHERE seq = 2", "x")
+    assert "audit events are append-only" in message
+    assert AuditEvent.objects.get(seq=2).message == "event 2"
+
+
+def test_database_refuses_to_move_the_head_back(db):
+    first, _ = _write(2)
+    message = refused_by_database(
+        "UPDATE audit_auditchainhead SET seq = %s, hash = %s WHERE id = 1", 1, first.hash
+    )
+    assert "the audit chain head only moves forward" in message
+
+
+def test_database_refuses_to_point_the_head_at_a_rewritten_hash(db):
+    _write(2)
+    message = refused_by_database(
+        "UPDATE audit_auditchainhead SET hash = %s WHERE id = 1", "f" * 64
+    )
+    assert "the audit chain head only moves forward" in message
+
+
+@pytest.mark.postgres
+def test_database_refuses_to_delete_an_event_on_postgresql_only(db):
+    # SQLite keeps no DELETE trigger: Django flushes SQLite test databases with DELETE FROM.
+    _write(3)
+    message = refused_by_database("DELETE FROM audit_auditevent WHERE seq = 3")
+    assert "audit events are append-only" in message
+    assert AuditEvent.objects.count() == 3
+
+
+@pytest.mark.postgres
+def test_database_refuses_to_delete_the_chain_head_on_postgresql_only(db):
+    _write(1)
+    message = refused_by_database("DELETE FROM audit_auditchainhead")
+    assert "the audit chain head only moves forward" in message
+
+
+def _append_and_move_the_head():
+    last = AuditEvent.objects.get(seq=3)
+    forged = forged_event(last, message="granted myself Global Administrator")
+    insert(forged)
+    _move_head_to(forged)
+
+
+def _delete_the_last_and_move_the_head_back():
+    _raw("DELETE FROM audit_auditevent WHERE seq = %s", 3)
+    _move_head_to(AuditEvent.objects.get(seq=2))
+
+
+def _edit_and_recompute_every_later_hash():
+    _raw("UPDATE audit_auditevent SET message = %s WHERE seq = %s", "nothing happened", 2)
+    _move_head_to(rehash_from(2))
+
+
+def _move_head_to(event: AuditEvent) -> None:
+    _raw("UPDATE audit_auditchainhead SET seq = %s, hash = %s WHERE id = 1", event.seq, event.hash)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=pytest.fail.Exception,  # only "verify_audit said intact", never a broken test
+    reason="a keyless chain accepts a rewrite whose head is moved to match; keyed, signed "
+    "checkpoints (the oversight issue) catch it. Without lifting the triggers, the edit and "
+    "the move of the head back are refused on SQLite and PostgreSQL, the delete on PostgreSQL.",
+)
+@pytest.mark.parametrize(
+    "forgery",
+    [
+        _append_and_move_the_head,
+        _delete_the_last_and_move_the_head_back,
+        _edit_and_recompute_every_later_hash,
+    ],
+    ids=["append", "delete-last", "edit-and-rehash"],
+)
+def test_rewrite_with_the_head_moved_to_match_needs_signed_checkpoints(db, forgery):
+    _write(3)
+    forgery()
+    _broken()
 
 
 # Append-only -------------------------------------------------------------------------------
