@@ -2,8 +2,8 @@
 
 from django.urls import reverse
 
+from approvals.authz import DECIDED_BY_APPROVERS, approvers_for
 from approvals.models import ApprovalDecision
-from approvals.services import DECIDED_BY_APPROVERS, approvers_for
 from assignments.models import NotificationEvent, RecipientKind, RolePolicy, RoleRequest
 from assignments.notifications import recipients
 from pim_portal.mail import absolute_url, send_templated_mail
@@ -106,3 +106,8 @@ def notify_canceled(request_id: int, actor_id: int) -> int:
 
 def on_request_canceled(sender, request_id: int, actor_id: int, **kwargs) -> None:
     notify_canceled(request_id, actor_id)
+
+
+def on_request_lapsed(sender, request_id: int, **kwargs) -> None:
+    """Assignments recorded a lapse (after commit): tell the requester."""
+    notify_lapsed(request_id)

@@ -15,17 +15,26 @@ Every decision locks the request row, so two approvers, a double click, an appro
 cancel or the lapse end in exactly one outcome, one audit event per decision.
 """
 
-from collections import namedtuple
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from approvals.authz import (
+    DECIDABLE_ACTIONS,
+    DECIDED_BY_ADMINISTRATORS,
+    DECIDED_BY_APPROVERS,
+    group_permissions,
+    may_decide_indexed,
+    policy_index,
+    refuse_decision,
+    require_may_decide,
+    user_permissions,
+)
 from approvals.models import ApprovalDecision, Decision
 from assignments import authz
 from assignments import services as assignment_services
@@ -35,19 +44,11 @@ from assignments.models import (
     RequestAction,
     RequestStatus,
     RolePolicy,
-    RolePolicyGroupObjectPermission,
-    RolePolicyUserObjectPermission,
     RoleRequest,
-    ancestor_paths,
 )
 from assignments.policy import START_TOLERANCE, assignment_problems
-from assignments.queries import APPROVE_PERMISSION
 from assignments.services import UNCHANGED, RequestConflict
 from audit import log as audit_log
-
-DECIDED_BY_APPROVERS = [RequestAction.SELF_ACTIVATE]
-DECIDED_BY_ADMINISTRATORS = [RequestAction.SELF_EXTEND, RequestAction.SELF_RENEW]
-DECIDABLE_ACTIONS = DECIDED_BY_APPROVERS + DECIDED_BY_ADMINISTRATORS
 
 
 class Outcome:
@@ -86,145 +87,6 @@ class DecisionResult:
         return f"{self.request.role} at {self.request.scope} for {self.request.principal_name}"
 
 
-# --- Who decides ---------------------------------------------------------------------------
-
-_PolicyRow = namedtuple("_PolicyRow", "pk path depth has_approvers user_approves")
-
-
-def _user_permissions(user=None):
-    rows = RolePolicyUserObjectPermission.objects.filter(
-        content_object=OuterRef("pk"), permission__codename=APPROVE_PERMISSION
-    )
-    return rows.filter(user=user) if user is not None else rows
-
-
-def _group_permissions(user=None):
-    rows = RolePolicyGroupObjectPermission.objects.filter(
-        content_object=OuterRef("pk"), permission__codename=APPROVE_PERMISSION
-    )
-    return rows.filter(group__user=user) if user is not None else rows
-
-
-def _policy_index(role_ids, user) -> dict[int, list[_PolicyRow]]:
-    """One query: the roles' policies, whether each names approvers, whether `user` is one."""
-    rows = (
-        RolePolicy.objects.filter(role_id__in=set(role_ids))
-        .annotate(
-            named_users=Exists(_user_permissions()),
-            named_groups=Exists(_group_permissions()),
-            by_user=Exists(_user_permissions(user)),
-            by_group=Exists(_group_permissions(user)),
-        )
-        .values_list(
-            "pk",
-            "role_id",
-            "scope__path",
-            "scope__depth",
-            "named_users",
-            "named_groups",
-            "by_user",
-            "by_group",
-        )
-    )
-    index: dict[int, list[_PolicyRow]] = {}
-    for pk, role_id, path, depth, users, groups, by_user, by_group in rows:
-        index.setdefault(role_id, []).append(
-            _PolicyRow(pk, path, depth, users or groups, by_user or by_group)
-        )
-    return index
-
-
-def _effective(index: dict[int, list[_PolicyRow]], request: RoleRequest) -> _PolicyRow | None:
-    """The row RolePolicy.objects.effective_for(role, scope) would return, from the index."""
-    above = None if request.role.is_directory_role else set(ancestor_paths(request.scope.path))
-    best = None
-    for row in index.get(request.role_id, ()):
-        if row.path is None:
-            depth = -1
-        elif above is None or row.path not in above:
-            continue
-        else:
-            depth = row.depth
-        if best is None or depth > best[0]:
-            best = (depth, row)
-    return best[1] if best else None
-
-
-def _is_requester(user, request: RoleRequest) -> bool:
-    return user.pk in (request.requested_by_id, request.principal_user_id)
-
-
-def _may_decide(user, request: RoleRequest, grants: authz.Grants, index) -> bool:
-    if _is_requester(user, request) or not user.is_active:
-        return False
-    if request.action in DECIDED_BY_APPROVERS:
-        policy = _effective(index, request)
-        if policy is not None and policy.has_approvers:
-            return policy.user_approves
-        return grants.can_manage_role(request.role, request.scope)
-    if request.action in DECIDED_BY_ADMINISTRATORS:
-        return grants.can_manage_role(request.role, request.scope)
-    return False
-
-
-def may_decide(user, request: RoleRequest, grants: authz.Grants | None = None) -> bool:
-    """Whether the user is one of the request's deciders (whatever its state); never its own."""
-    if user is None or not user.is_authenticated:
-        return False
-    grants = grants or authz.grants_for(user)
-    return _may_decide(user, request, grants, _policy_index([request.role_id], user))
-
-
-def approvers_for(request: RoleRequest):
-    """The users who may decide the request (never its requester), as a queryset."""
-    User = get_user_model()
-    requester_ids = [pk for pk in (request.requested_by_id, request.principal_user_id) if pk]
-    if request.action not in DECIDABLE_ACTIONS:
-        return User.objects.none()
-    if request.action in DECIDED_BY_APPROVERS:
-        policy = RolePolicy.objects.effective_for(request.role, request.scope)
-        if policy.pk is not None:
-            user_rows = RolePolicyUserObjectPermission.objects.filter(
-                content_object=policy, permission__codename=APPROVE_PERMISSION
-            )
-            group_rows = RolePolicyGroupObjectPermission.objects.filter(
-                content_object=policy, permission__codename=APPROVE_PERMISSION
-            )
-            if user_rows.exists() or group_rows.exists():
-                return (
-                    User.objects.filter(
-                        Q(pk__in=user_rows.values("user"))
-                        | Q(groups__in=group_rows.values("group")),
-                        is_active=True,
-                    )
-                    .exclude(pk__in=requester_ids)
-                    .distinct()
-                )
-    return authz.role_administrators(request.role, request.scope).exclude(pk__in=requester_ids)
-
-
-def may_view(user, request: RoleRequest, grants: authz.Grants | None = None) -> bool:
-    """The requester, the request's deciders (and whoever decided it) and administrators."""
-    if user is None or not user.is_authenticated:
-        return False
-    if _is_requester(user, request):
-        return True
-    grants = grants or authz.grants_for(user)
-    if grants.can_manage_directory() or grants.can_manage_role(request.role, request.scope):
-        return True
-    if may_decide(user, request, grants):
-        return True
-    return ApprovalDecision.objects.filter(request=request, approver=user).exists()
-
-
-def request_for_viewer(user, request_id, grants: authz.Grants | None = None) -> RoleRequest:
-    """The request when the user may see it; otherwise a 404, audited (ids do not leak)."""
-    request = RoleRequest.objects.with_related().filter(pk=request_id).first()
-    if request is not None and may_view(user, request, grants):
-        return request
-    authz.deny(user, what=f"view request {request_id}", target=request, not_found=True)
-
-
 # --- The inbox -------------------------------------------------------------------------------
 
 
@@ -253,7 +115,7 @@ def _approved_role_ids(user) -> set[int]:
     """Roles with a policy that names the user (or a group of theirs) as approver: one query."""
     return set(
         RolePolicy.objects.filter(
-            Exists(_user_permissions(user)) | Exists(_group_permissions(user))
+            Exists(user_permissions(user)) | Exists(group_permissions(user))
         ).values_list("role_id", flat=True)
     )
 
@@ -299,11 +161,11 @@ def inbox_items(user, grants: authz.Grants | None = None, now: datetime | None =
     )
     if not requests:
         return []
-    index = _policy_index({r.role_id for r in requests}, user)
+    index = policy_index({r.role_id for r in requests}, user)
     sees_all = grants.can_manage_directory()
     items = []
     for request in requests:
-        decidable = not request.decided_by_me and _may_decide(user, request, grants, index)
+        decidable = not request.decided_by_me and may_decide_indexed(user, request, grants, index)
         if decidable or sees_all:
             items.append(
                 InboxItem(
@@ -327,36 +189,11 @@ def inbox_count(user, grants: authz.Grants | None = None) -> int:
     requests = list(candidates.filter(decided_by_me=False).select_related("role", "scope"))
     if not requests:
         return 0
-    index = _policy_index({r.role_id for r in requests}, user)
-    return sum(1 for r in requests if _may_decide(user, r, grants, index))
+    index = policy_index({r.role_id for r in requests}, user)
+    return sum(1 for r in requests if may_decide_indexed(user, r, grants, index))
 
 
 # --- Deciding ------------------------------------------------------------------------------
-
-
-def _refuse(actor, request_id, request: RoleRequest | None, message: str):
-    """Audit a decision the actor may not make, and refuse it."""
-    audit_log.record(
-        action="pim.security.forbidden",
-        actor=actor,
-        target=request,
-        principal=request.principal_name if request else "",
-        role=request.role.name if request else "",
-        scope=request.scope.path if request else "",
-        role_request_id=request.pk if request else None,
-        message=message,
-    )
-    raise PermissionDenied(message)
-
-
-def require_may_decide(actor, request_id, request: RoleRequest | None, grants=None) -> None:
-    """Refuse (audited, PermissionDenied) anyone who may not decide the request."""
-    if request is None:
-        _refuse(actor, request_id, None, f"Request #{request_id} is not one you may decide.")
-    if _is_requester(actor, request):
-        _refuse(actor, request_id, request, "You cannot decide your own request.")
-    if not may_decide(actor, request, grants):
-        _refuse(actor, request_id, request, f"Request #{request_id} is not one you may decide.")
 
 
 def _who(user) -> str:
@@ -491,7 +328,7 @@ def decision_record(
             elif ApprovalDecision.objects.filter(request=request).approvals().count() >= max(
                 1, request.approvals_required
             ):
-                request = assignment_services.request_grant(
+                request = assignment_services.request_carry_out(
                     request_id=request.pk,
                     actor=actor,
                     start=start,
@@ -623,25 +460,18 @@ def bulk_summary(results: list[DecisionResult]) -> str:
 
 
 def request_expire(*, request_id: int) -> RoleRequest | None:
-    """Lapse one pending request past its deadline and tell the requester; None if not due.
+    """Record the lapse of one pending request past its deadline; None if not due.
 
-    Idempotent: only the call that moves it to expired mails anyone.
+    Idempotent: only the call that records it writes the audit event, and the requester is
+    told by the listener of assignments' `request_lapsed` signal (notifications).
     """
-    with transaction.atomic():
-        request = assignment_services.request_lapse(request_id=request_id)
-        if request is not None:
-            _on_commit_notify_lapsed(request.pk)
-    return request
+    return assignment_services.request_lapse(request_id=request_id)
 
 
 def lapse_due(now: datetime | None = None) -> int:
-    """Lapse every pending request whose approval deadline has passed. Returns how many."""
-    now = now or timezone.now()
-    due = RoleRequest.objects.pending().filter(approval_deadline__lte=now)
-    lapsed = 0
-    for request_id in due.values_list("pk", flat=True):
-        lapsed += request_expire(request_id=request_id) is not None
-    return lapsed
+    """Record the lapse of every pending request whose deadline has passed. How many."""
+    due = RoleRequest.objects.lapsed(now).values_list("pk", flat=True)
+    return sum(request_expire(request_id=request_id) is not None for request_id in list(due))
 
 
 def request_cancel(*, actor, request_id: int) -> RoleRequest:
@@ -651,7 +481,9 @@ def request_cancel(*, actor, request_id: int) -> RoleRequest:
     """
     request = RoleRequest.objects.with_related().filter(pk=request_id).first()
     if request is None or not authz.may_cancel(actor, request):
-        _refuse(actor, request_id, request, f"Request #{request_id} is not one you may cancel.")
+        refuse_decision(
+            actor, request_id, request, f"Request #{request_id} is not one you may cancel."
+        )
     with transaction.atomic():
         locked = _lock(request_id)
         if locked.status not in (RequestStatus.PENDING_APPROVAL, RequestStatus.SCHEDULED):
@@ -670,12 +502,6 @@ def _on_commit_notify_decided(request_id: int, actor_id: int) -> None:
     from approvals import notifications
 
     transaction.on_commit(lambda: notifications.notify_decided(request_id, actor_id))
-
-
-def _on_commit_notify_lapsed(request_id: int) -> None:
-    from approvals import notifications
-
-    transaction.on_commit(lambda: notifications.notify_lapsed(request_id))
 
 
 # --- The timeline of a request -------------------------------------------------------------

@@ -14,6 +14,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from approvals import services
+from approvals.authz import may_decide, request_for_viewer, require_may_decide
 from approvals.forms import AdministratorDecisionForm, BulkDecisionForm, DecisionForm
 from assignments import authz
 from assignments import services as assignment_services
@@ -105,7 +106,7 @@ def _new_form(role_request: RoleRequest, data=None):
 def _render_detail(request, role_request: RoleRequest, form=None, status: int = 200):
     grants = authz.request_grants(request)
     now = timezone.now()
-    is_decider = services.may_decide(request.user, role_request, grants)
+    is_decider = may_decide(request.user, role_request, grants)
     conflict = services.conflict_for(role_request, request.user, now)
     can_decide = is_decider and conflict is None
     can_cancel = role_request.status in (
@@ -137,16 +138,16 @@ def _render_detail(request, role_request: RoleRequest, form=None, status: int = 
 @require_GET
 def request_detail(request, pk: int):
     """A request's details and timeline, with approve and deny where the viewer may decide."""
-    role_request = services.request_for_viewer(request.user, pk, authz.request_grants(request))
+    role_request = request_for_viewer(request.user, pk, authz.request_grants(request))
     return _render_detail(request, role_request)
 
 
 @require_POST
 def decide(request, pk: int):
     """Approve or deny one request with a justification."""
-    role_request = services.request_for_viewer(request.user, pk, authz.request_grants(request))
+    role_request = request_for_viewer(request.user, pk, authz.request_grants(request))
     try:
-        services.require_may_decide(request.user, pk, role_request, authz.request_grants(request))
+        require_may_decide(request.user, pk, role_request, authz.request_grants(request))
     except PermissionDenied as refused:
         messages.error(request, str(refused))
         return _render_detail(request, role_request, status=403)
@@ -214,7 +215,7 @@ def bulk_decide(request):
 @require_POST
 def request_cancel_admin(request, pk: int):
     """Cancel a pending request: its requester, or a Privileged Role / Global Administrator."""
-    role_request = services.request_for_viewer(request.user, pk, authz.request_grants(request))
+    role_request = request_for_viewer(request.user, pk, authz.request_grants(request))
     try:
         services.request_cancel(actor=request.user, request_id=role_request.pk)
     except PermissionDenied as refused:

@@ -1,8 +1,16 @@
-"""The one place that answers "may this user do X here?".
+"""The one place that answers "may this actor do X here?".
 
 Permissions come only from assignments in force now (the rule of time), held directly or
-through a group, at the scope asked about or above it. Views and services ask here;
-templates read the answers. The `require_*` helpers audit the denial and raise.
+through a group, at the scope asked about or above it. Views and services ask here; templates
+read the answers. The system (a task, an access review, a connector) acts for a stated reason
+and holds every grant: who may start such work is checked where it is configured.
+
+- `grants_for(actor)` / `request_grants(request)`: what an actor holds;
+- `require_*`: raise (audited) when an action is not allowed;
+- loaders (`scope_for_viewer`, `role_for_viewer`, `assignment_for_manager`, `own_*`): the
+  object or a refusal, so no view can forget the check;
+- `may_*`: the self-service answers (extend, renew, deactivate, cancel);
+- `deny`: the one way to refuse, audited.
 """
 
 from dataclasses import dataclass, field
@@ -15,27 +23,41 @@ from django.http import Http404
 from django.utils import timezone
 
 from assignments.catalog import Perm
-from assignments.models import ROOT_PATH, Assignment, Role, RoleRequest, Scope
+from assignments.models import (
+    ROOT_PATH,
+    Assignment,
+    AssignmentKind,
+    Role,
+    RoleRequest,
+    Scope,
+)
 from assignments.policy import EXTEND_WINDOW, RENEW_WINDOW
 from audit import log as audit_log
+from pim_portal.actor import Actor
+from pim_portal.params import positive_int
 
 
 @dataclass
 class Grants:
-    """The portal permissions one user holds, each with the scope path where it holds."""
+    """The portal permissions one actor holds, each with the scope path where it holds."""
 
     user: object
     pairs: list[tuple[str, str]] = field(default_factory=list)
+    is_system: bool = False
 
     def has(self, permission: str, scope: Scope | str | None = None) -> bool:
+        if self.is_system:
+            return True
         path = ROOT_PATH if scope is None else getattr(scope, "path", scope)
         return any(perm == permission and path.startswith(where) for perm, where in self.pairs)
 
     def has_anywhere(self, permission: str) -> bool:
-        return any(perm == permission for perm, _ in self.pairs)
+        return self.is_system or any(perm == permission for perm, _ in self.pairs)
 
     def top_paths(self, permission: str) -> list[str]:
         """The highest scopes where the permission holds (none nested in another)."""
+        if self.is_system:
+            return [ROOT_PATH]
         paths = sorted({where for perm, where in self.pairs if perm == permission}, key=len)
         top: list[str] = []
         for path in paths:
@@ -59,6 +81,9 @@ class Grants:
     def can_view_resources(self) -> bool:
         return self.has_anywhere(Perm.VIEW_RESOURCES)
 
+    def can_manage_anything(self) -> bool:
+        return self.can_manage_directory() or self.has_anywhere(Perm.MANAGE_RESOURCES)
+
     def can_view_role(self, role: Role, scope: Scope | None = None) -> bool:
         if role.is_directory_role:
             return self.can_view_directory()
@@ -69,22 +94,33 @@ class Grants:
             return self.can_manage_directory()
         return self.has(Perm.MANAGE_RESOURCES, scope)
 
+    # What lists start from: `Assignment.objects.restrict(grants, "view")` reads these.
+    def visible_role_kinds_and_paths(self, action: str = "view") -> tuple[bool, list[str]]:
+        """(all directory roles?, the top scope paths of resource roles) for the action."""
+        directory = Perm.VIEW_DIRECTORY if action == "view" else Perm.MANAGE_DIRECTORY
+        resources = Perm.VIEW_RESOURCES if action == "view" else Perm.MANAGE_RESOURCES
+        return self.has(directory), self.top_paths(resources)
 
-def grants_for(user, at: datetime | None = None) -> Grants:
-    """One query: the permissions of every role the user holds active and in force at `at`.
 
-    Eligibility grants nothing until it is activated.
+def grants_for(who, at: datetime | None = None) -> Grants:
+    """One query: the permissions of every role a user holds active and in force at `at`.
+
+    Eligibility grants nothing until it is activated. The system holds every grant.
     """
-    if user is None or not user.is_authenticated or not user.is_active:
-        return Grants(user=user)
+    if isinstance(who, Actor):
+        if who.is_system:
+            return Grants(user=None, is_system=True)
+        who = who.user
+    if who is None or not who.is_authenticated or not who.is_active:
+        return Grants(user=who)
     rows = (
         Assignment.objects.in_force(at)
         .active()
-        .for_user(user)
+        .for_user(who)
         .values_list("role__permissions", "scope__path")
     )
     pairs = [(perm, path) for permissions, path in rows for perm in (permissions or [])]
-    return Grants(user=user, pairs=pairs)
+    return Grants(user=who, pairs=pairs)
 
 
 def request_grants(request) -> Grants:
@@ -94,11 +130,19 @@ def request_grants(request) -> Grants:
     return request._pim_grants
 
 
-def deny(user, *, what: str, target=None, not_found: bool = False):
+def _grants(actor, grants: Grants | None) -> Grants:
+    return grants if grants is not None else grants_for(actor)
+
+
+def deny(
+    actor, *, what: str, target=None, not_found: bool = False, action="pim.security.forbidden"
+):
     """Audit a refused action and raise 403 (or 404 where the object itself is private)."""
+    if isinstance(actor, Actor):
+        actor = actor.user
     audit_log.record(
-        action="pim.security.forbidden",
-        actor=user if getattr(user, "is_authenticated", False) else None,
+        action=action,
+        actor=actor if getattr(actor, "is_authenticated", False) else None,
         target=target,
         message=what,
     )
@@ -107,32 +151,145 @@ def deny(user, *, what: str, target=None, not_found: bool = False):
     raise PermissionDenied(what)
 
 
-def require_view_directory(user, grants: Grants | None = None) -> Grants:
-    grants = grants or grants_for(user)
+def require_view_directory(actor, grants: Grants | None = None) -> Grants:
+    grants = _grants(actor, grants)
     if not grants.can_view_directory():
-        deny(user, what="view directory roles")
+        deny(actor, what="view directory roles")
     return grants
 
 
-def require_view_scope(user, scope: Scope, grants: Grants | None = None) -> Grants:
-    grants = grants or grants_for(user)
+def require_view_scope(actor, scope: Scope, grants: Grants | None = None) -> Grants:
+    grants = _grants(actor, grants)
     if not grants.can_view_scope(scope):
-        deny(user, what=f"view scope {scope.path}", target=scope, not_found=True)
+        deny(actor, what=f"view scope {scope.path}", target=scope, not_found=True)
     return grants
 
 
-def require_view_role(user, role: Role, scope: Scope | None, grants: Grants | None = None):
-    grants = grants or grants_for(user)
+def require_view_role(actor, role: Role, scope: Scope | None, grants: Grants | None = None):
+    grants = _grants(actor, grants)
     if not grants.can_view_role(role, scope):
-        deny(user, what=f"view {role} at {scope.path if scope else '/'}", target=role)
+        deny(actor, what=f"view {role} at {scope.path if scope else '/'}", target=role)
     return grants
 
 
-def require_manage_role(user, role: Role, scope: Scope | None, grants: Grants | None = None):
-    grants = grants or grants_for(user)
+def require_manage_role(actor, role: Role, scope: Scope | None, grants: Grants | None = None):
+    grants = _grants(actor, grants)
     if not grants.can_manage_role(role, scope):
-        deny(user, what=f"manage {role} at {scope.path if scope else '/'}", target=role)
+        deny(actor, what=f"manage {role} at {scope.path if scope else '/'}", target=role)
     return grants
+
+
+def require_manage_anything(actor, grants: Grants | None = None, *, what: str) -> Grants:
+    grants = _grants(actor, grants)
+    if not grants.can_manage_anything():
+        deny(actor, what=what)
+    return grants
+
+
+# --- Loaders: the object, or a refusal --------------------------------------------------------
+
+
+def _missing(actor, what: str, foreign: bool = False):
+    """A 404, audited; `foreign` when the object exists but is someone else's."""
+    action = "pim.security.foreign_object" if foreign else "pim.security.forbidden"
+    deny(actor, what=what, not_found=True, action=action)
+
+
+def scope_for_viewer(actor, scope_id, grants: Grants | None = None) -> Scope:
+    """A scope the actor may view; a 404 for one that does not exist or they may not see."""
+    pk = positive_int(scope_id)
+    scope = Scope.objects.filter(pk=pk).first() if pk else None
+    if scope is None:
+        _missing(actor, f"view scope {scope_id}")
+    require_view_scope(actor, scope, grants)
+    return scope
+
+
+def role_for_viewer(
+    actor, role_id, scope: Scope | None = None, grants: Grants | None = None, kind=None
+) -> Role:
+    """A role (of `kind`, when given) the actor may view at the scope; 404 when unknown."""
+    pk = positive_int(role_id)
+    roles = Role.objects.filter(kind=kind) if kind else Role.objects.all()
+    role = roles.filter(pk=pk).first() if pk else None
+    if role is None:
+        raise Http404("No such role.")
+    require_view_role(actor, role, scope, grants)
+    return role
+
+
+def role_for_manager(actor, role_id, scope: Scope | None = None, grants=None, kind=None) -> Role:
+    """A role the actor may manage at the scope (its settings page); 404 when unknown."""
+    role = role_for_viewer(actor, role_id, scope, grants, kind)
+    require_manage_role(actor, role, scope, grants)
+    return role
+
+
+def assignment_for_manager(actor, assignment_id, grants: Grants | None = None) -> Assignment:
+    """An assignment the actor may change: 404 when they may not even see it, else 403."""
+    grants = _grants(actor, grants)
+    pk = positive_int(assignment_id)
+    assignment = Assignment.objects.with_related().filter(pk=pk).first() if pk else None
+    if assignment is None or not grants.can_view_role(assignment.role, assignment.scope):
+        _missing(actor, f"change assignment {assignment_id}")
+    require_manage_role(actor, assignment.role, assignment.scope, grants)
+    return assignment
+
+
+def own_eligible(user, assignment_id, at: datetime | None = None) -> Assignment:
+    """The user's eligible assignment in force (direct or through a group), else a 404 —
+    audited as an attempt on someone else's when it exists."""
+    from assignments.queries import eligible_assignments
+
+    pk = positive_int(assignment_id)
+    assignment = eligible_assignments(user, at).filter(pk=pk).first() if pk else None
+    if assignment is None:
+        # Someone else's is a security event; one's own that is not eligible or has ended is not.
+        foreign = (
+            bool(pk)
+            and Assignment.objects.filter(pk=pk)
+            .exclude(pk__in=Assignment.objects.for_user(user).values("pk"))
+            .exists()
+        )
+        _missing(
+            user, f"activate eligible assignment {assignment_id}, which is not theirs", foreign
+        )
+    return assignment
+
+
+def own_activation(user, assignment_id) -> Assignment:
+    """The user's own activation (made from an eligibility), else a 404, audited."""
+    pk = positive_int(assignment_id)
+    assignment = (
+        Assignment.objects.with_related()
+        .filter(
+            pk=pk,
+            principal_user=user,
+            kind=AssignmentKind.ACTIVE,
+            activated_from__isnull=False,
+        )
+        .first()
+        if pk
+        else None
+    )
+    if assignment is None:
+        _missing(user, f"deactivate assignment {assignment_id}, which is not theirs")
+    return assignment
+
+
+def own_assignment(user, assignment_id) -> Assignment:
+    """An assignment held by the user directly (not an activation), else a 404, audited."""
+    pk = positive_int(assignment_id)
+    assignment = (
+        Assignment.objects.with_related()
+        .filter(pk=pk, principal_user=user, activated_from__isnull=True)
+        .first()
+        if pk
+        else None
+    )
+    if assignment is None:
+        _missing(user, f"use assignment {assignment_id}, which is not theirs")
+    return assignment
 
 
 def role_administrators(role: Role, scope: Scope):
@@ -149,6 +306,17 @@ def role_administrators(role: Role, scope: Scope):
         .objects.filter(Q(pk__in=user_ids) | Q(groups__in=group_ids), is_active=True)
         .distinct()
     )
+
+
+def own_request(user, request_id) -> RoleRequest:
+    """A request the user made, else a 404, audited."""
+    pk = positive_int(request_id)
+    request = (
+        RoleRequest.objects.with_related().filter(pk=pk, requested_by=user).first() if pk else None
+    )
+    if request is None:
+        _missing(user, f"use request {request_id}, which is not theirs")
+    return request
 
 
 # --- Self-service: what a user may do with their own assignments and requests --------------
@@ -177,8 +345,45 @@ def may_renew(user, assignment: Assignment, now: datetime | None = None) -> bool
     )
 
 
-def may_cancel(user, request: RoleRequest, grants: Grants | None = None) -> bool:
-    """The requester, or a Privileged Role / Global Administrator in force."""
-    if request.requested_by_id == user.pk:
+def may_deactivate(user, assignment: Assignment) -> bool:
+    """The user's own activation (made from an eligibility); never an administrator's
+    assignment, which an administrator removes."""
+    return (
+        assignment.principal_user_id == user.pk
+        and assignment.kind == AssignmentKind.ACTIVE
+        and assignment.activated_from_id is not None
+    )
+
+
+def may_cancel(actor, request: RoleRequest, grants: Grants | None = None) -> bool:
+    """The requester, or a Privileged Role / Global Administrator in force (or the system)."""
+    actor = Actor.of(actor)
+    if not actor.is_system and request.requested_by_id == actor.pk:
         return True
-    return (grants or grants_for(user)).can_manage_directory()
+    return _grants(actor, grants).can_manage_directory()
+
+
+# --- The resource tree ---------------------------------------------------------------------
+
+
+def _is_superuser(actor: Actor) -> bool:
+    return actor.user is not None and actor.user.is_active and actor.user.is_superuser
+
+
+def may_manage_tree(actor, scope: Scope | None, grants: Grants | None = None) -> bool:
+    """Changing the tree below `scope` (None: the root): a superuser (the Django admin), the
+    system, or resources.manage in force at that scope or above it."""
+    actor = Actor.of(actor)
+    return _is_superuser(actor) or _grants(actor, grants).has(Perm.MANAGE_RESOURCES, scope)
+
+
+def require_manage_tree(actor, *scopes: Scope | None, grants: Grants | None = None) -> None:
+    """Refuse (audited) unless the actor may change the tree below every scope given."""
+    actor = Actor.of(actor)
+    if _is_superuser(actor):
+        return
+    grants = _grants(actor, grants)  # read once, whatever the number of scopes
+    for scope in scopes:
+        if not grants.has(Perm.MANAGE_RESOURCES, scope):
+            where = scope.path if scope is not None else ROOT_PATH
+            deny(actor, what=f"change the scope tree below {where}", target=scope)

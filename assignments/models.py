@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
@@ -323,12 +323,17 @@ class AssignmentQuerySet(models.QuerySet):
         return self.filter(Q(end__isnull=True) | Q(end__gt=at), start__lte=at)
 
     def not_ended(self, at: datetime | None = None):
-        """In force now or starting later."""
+        """In force now or starting later. An assignment canceled before its start (its end
+        set to its start) never is: it is neither listed nor counted, nor does it block."""
         at = at or timezone.now()
-        return self.filter(Q(end__isnull=True) | Q(end__gt=at))
+        return self.filter(Q(end__isnull=True) | (Q(end__gt=at) & Q(end__gt=F("start"))))
 
     def upcoming(self, at: datetime | None = None):
-        return self.filter(start__gt=at or timezone.now())
+        return self.not_ended(at).filter(start__gt=at or timezone.now())
+
+    def never_in_force(self):
+        """Canceled or removed before they started (end == start)."""
+        return self.filter(end=F("start"))
 
     def ended(self, at: datetime | None = None):
         return self.filter(end__lte=at or timezone.now())
@@ -356,6 +361,22 @@ class AssignmentQuerySet(models.QuerySet):
         return self.select_related(
             "principal_user", "principal_group", "role", "scope", "created_by", "activated_from"
         )
+
+    def restrict(self, grants, action: str = "view"):
+        """Only assignments of roles the grants (assignments.authz.Grants) let one see, or
+        manage: directory roles with the directory permission; resource roles held at or
+        below a scope where the resource permission holds, or above it (inherited there)."""
+        if grants.is_system:
+            return self
+        directory, tops = grants.visible_role_kinds_and_paths(action)
+        allowed = Q(pk__in=[])
+        if directory:
+            allowed |= Q(role__kind=RoleKind.DIRECTORY)
+        for path in tops:
+            allowed |= Q(role__kind=RoleKind.RESOURCE) & (
+                Q(scope__path__startswith=path) | Q(scope__path__in=ancestor_paths(path))
+            )
+        return self.filter(allowed)
 
 
 class Assignment(PrincipalMixin):
@@ -405,10 +426,17 @@ class Assignment(PrincipalMixin):
         return self.start <= at and (self.end is None or at < self.end)
 
     def has_ended(self, at: datetime | None = None) -> bool:
-        return self.end is not None and self.end <= (at or timezone.now())
+        """Past its end, or canceled before it began (end == start): never again in force."""
+        if self.end is None:
+            return False
+        return self.end <= (at or timezone.now()) or self.end <= self.start
 
     def is_upcoming(self, at: datetime | None = None) -> bool:
-        return self.start > (at or timezone.now())
+        return self.start > (at or timezone.now()) and not self.has_ended(at)
+
+    @property
+    def never_in_force(self) -> bool:
+        return self.end is not None and self.end <= self.start
 
     @property
     def is_permanent(self) -> bool:
@@ -475,12 +503,51 @@ class RequestStatus(models.TextChoices):
 OPEN_STATUSES = [RequestStatus.PENDING_APPROVAL, RequestStatus.SCHEDULED]
 
 
-class RoleRequestQuerySet(models.QuerySet):
-    def pending(self):
-        return self.filter(status=RequestStatus.PENDING_APPROVAL)
+def _waiting(at: datetime) -> Q:
+    """Pending approval and still inside the approval window at `at` (the rule of time)."""
+    return Q(status=RequestStatus.PENDING_APPROVAL) & (
+        Q(approval_deadline__isnull=True) | Q(approval_deadline__gt=at)
+    )
 
-    def open(self):
-        return self.filter(status__in=OPEN_STATUSES)
+
+class RoleRequestQuerySet(models.QuerySet):
+    """A request's state is read from the clock like an assignment's: a pending request past
+    its approval deadline is lapsed at that second, and a scheduled one whose start has come is
+    in force, whether or not a job has recorded it yet."""
+
+    def pending(self, at: datetime | None = None):
+        """Waiting for approval and still decidable at `at` (now)."""
+        return self.filter(_waiting(at or timezone.now()))
+
+    def lapsed(self, at: datetime | None = None):
+        """Pending approval on the row, but past the deadline: lapsed, awaiting bookkeeping."""
+        return self.filter(
+            status=RequestStatus.PENDING_APPROVAL, approval_deadline__lte=at or timezone.now()
+        )
+
+    def open(self, at: datetime | None = None):
+        """Still to be decided, or decided and scheduled to start later."""
+        at = at or timezone.now()
+        return self.filter(_waiting(at) | Q(status=RequestStatus.SCHEDULED, start__gt=at))
+
+    def with_status(self, status: str, at: datetime | None = None):
+        """Requests whose status, read from the clock at `at`, is `status`."""
+        at = at or timezone.now()
+        due = Q(status=RequestStatus.SCHEDULED, start__lte=at)
+        lapsed = Q(status=RequestStatus.PENDING_APPROVAL, approval_deadline__lte=at)
+        if status == RequestStatus.PENDING_APPROVAL:
+            return self.filter(_waiting(at))
+        if status == RequestStatus.SCHEDULED:
+            return self.filter(status=status).exclude(due)
+        if status == RequestStatus.PROVISIONED:
+            return self.filter(Q(status=status) | due)
+        if status == RequestStatus.EXPIRED:
+            return self.filter(Q(status=status) | lapsed)
+        return self.filter(status=status)
+
+    def about(self, user):
+        """The requests whose principal is the user: what My requests lists."""
+        return self.filter(principal_user=user)
 
     def with_related(self):
         return self.select_related(
@@ -547,9 +614,31 @@ class RoleRequest(PrincipalMixin):
     def __str__(self) -> str:
         return f"{self.get_action_display()} {self.role} for {self.principal_name}"
 
+    def status_at(self, at: datetime | None = None) -> str:
+        """The status the clock gives at `at`: a pending request past its deadline has lapsed
+        (expired), a scheduled one whose start has come is in force (provisioned)."""
+        at = at or timezone.now()
+        deadline, start = self.approval_deadline, self.start
+        if self.status == RequestStatus.PENDING_APPROVAL and deadline and deadline <= at:
+            return RequestStatus.EXPIRED
+        if self.status == RequestStatus.SCHEDULED and start and start <= at:
+            return RequestStatus.PROVISIONED
+        return self.status
+
+    @property
+    def current_status(self) -> str:
+        return self.status_at()
+
+    def get_current_status_display(self) -> str:
+        return RequestStatus(self.current_status).label
+
+    @property
+    def is_pending(self) -> bool:
+        return self.current_status == RequestStatus.PENDING_APPROVAL
+
     @property
     def is_open(self) -> bool:
-        return self.status in OPEN_STATUSES
+        return self.current_status in OPEN_STATUSES
 
     @property
     def is_self_service(self) -> bool:

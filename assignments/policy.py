@@ -1,12 +1,13 @@
 """Checking an assignment or an activation against the effective role settings.
 
-Each function returns the list of every rule broken, each as a sentence a person can act on.
+Each function returns the list of every rule broken, each as a sentence a person can act on
+that also knows which form field it is about (`Problem.field`), so pages show it there.
 """
 
 from datetime import datetime, timedelta
 
 from assignments.models import MINIMUM_DURATION, AssignmentKind, RolePolicy
-from pim_portal.templatetags.pim import duration_words
+from pim_portal.humanize import duration_words
 
 # A start this far in the past is taken as "now" (the form took a moment to fill in).
 START_TOLERANCE = timedelta(minutes=5)
@@ -15,6 +16,36 @@ MAX_ACTIVATION_LEAD = timedelta(days=30)
 # long after it ended.
 EXTEND_WINDOW = timedelta(days=14)
 RENEW_WINDOW = timedelta(days=30)
+
+
+class Problem(str):
+    """A broken rule: its sentence, and the field it is about (None: the whole request)."""
+
+    field: str | None
+
+    def __new__(cls, message: str, field: str | None = None):
+        problem = super().__new__(cls, message)
+        problem.field = field
+        return problem
+
+
+def by_field(problems: list[str]) -> dict[str, list[str]]:
+    """{field or "__all__": [sentences]}: what `ValidationError(dict)` and forms take."""
+    grouped: dict[str, list[str]] = {}
+    for problem in problems:
+        grouped.setdefault(getattr(problem, "field", None) or "__all__", []).append(str(problem))
+    return grouped
+
+
+def problems_of(error) -> list[Problem]:
+    """The sentences of a ValidationError, each with its field (from a dict error)."""
+    if hasattr(error, "error_dict"):
+        return [
+            Problem(message, None if field == "__all__" else field)
+            for field, errors in error.message_dict.items()
+            for message in errors
+        ]
+    return [Problem(message) for message in error.messages]
 
 
 def normalise_start(start: datetime | None, now: datetime) -> datetime:
@@ -77,22 +108,31 @@ def activation_problems(
 ) -> list[str]:
     problems = []
     if start < now - START_TOLERANCE:
-        problems.append("The start cannot be in the past.")
+        problems.append(Problem("The start cannot be in the past.", "start"))
     elif start > now + MAX_ACTIVATION_LEAD:
-        problems.append("The start can be at most 30 days ahead.")
+        problems.append(Problem("The start can be at most 30 days ahead.", "start"))
     if duration < MINIMUM_DURATION:
-        problems.append("An activation must last at least 5 minutes.")
+        problems.append(Problem("An activation must last at least 5 minutes.", "duration_hours"))
     elif duration > policy.activation_max_duration:
         problems.append(
-            f"The settings of {policy.role} allow activations of at most "
-            f"{duration_words(policy.activation_max_duration)}."
+            Problem(
+                f"The settings of {policy.role} allow activations of at most "
+                f"{duration_words(policy.activation_max_duration)}.",
+                "duration_hours",
+            )
         )
     if policy.require_justification_on_activation and not justification.strip():
-        problems.append(f"A justification is required to activate {policy.role}.")
+        problems.append(
+            Problem(f"A justification is required to activate {policy.role}.", "justification")
+        )
     if policy.require_ticket_on_activation and not (
         ticket_number.strip() and ticket_system.strip()
     ):
+        field = "ticket_system" if ticket_number.strip() else "ticket_number"
         problems.append(
-            f"A ticket number and ticket system are required to activate {policy.role}."
+            Problem(
+                f"A ticket number and ticket system are required to activate {policy.role}.",
+                field,
+            )
         )
     return problems

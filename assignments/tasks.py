@@ -24,11 +24,14 @@ from assignments.models import (
     RoleRequest,
 )
 from audit import log as audit_log
+from pim_portal.actor import Actor
 from pim_portal.mail import absolute_url, send_templated_mail
 
 logger = logging.getLogger(__name__)
 
 RECONCILE_SCHEDULE = "pim: reconcile assignments"
+# The time engine acts as the system, for this stated reason (the audit log names it).
+SCHEDULER = Actor.system("scheduler")
 
 
 def _schedule_once(name: str, func: str, arg: int, when) -> None:
@@ -97,6 +100,7 @@ def assignment_started(assignment_id: int) -> bool:
         if request_ids:
             audit_log.record(
                 action="pim.assignment.started",
+                actor=SCHEDULER,
                 target=assignment,
                 principal=assignment.principal_name,
                 role=assignment.role.name,
@@ -124,6 +128,7 @@ def assignment_ended(assignment_id: int) -> bool:
         ).update(status=RequestStatus.PROVISIONED)
         audit_log.record(
             action="pim.assignment.ended",
+            actor=SCHEDULER,
             target=assignment,
             principal=assignment.principal_name,
             role=assignment.role.name,

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from assignments.views import manage, my
+from assignments.views import manage, my, search
 
 app_name = "assignments"
 
@@ -30,6 +30,10 @@ urlpatterns = [
     path("assignments/<int:pk>/remove/", manage.assignment_remove, name="assignment_remove"),
     path("assignments/<int:pk>/extend/", manage.assignment_extend, name="assignment_extend"),
     path("assignments/<int:pk>/renew/", manage.assignment_renew, name="assignment_renew"),
+    # Administrators: what the add-assignment and role-settings forms look up as one types
+    path("search/principals/", search.principal_search, name="principal_search"),
+    path("search/role-settings/", search.role_settings, name="role_settings"),
+    path("search/activation-settings/", search.activation_settings, name="activation_settings"),
     # Everyone: my roles and requests
     path("my/roles/", my.my_roles, name="my_roles"),
     path("my/requests/", my.my_requests, name="my_requests"),

@@ -1,15 +1,61 @@
+import logging
 import time
 import uuid
 import zoneinfo
 
 from django.conf import settings
 from django.contrib.auth import logout
+from django.contrib.sessions.exceptions import SessionInterrupted
+from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
+from django.db import InterfaceError, OperationalError
+from django.http import HttpResponse
 from django.shortcuts import redirect
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 from pim_portal import request_context
 
 SESSION_SIGNED_IN_AT = "pim_signed_in_at"
+# What a lost or unreachable database raises (a refused or dropped connection, a timeout).
+DATABASE_OUTAGE_ERRORS = (OperationalError, InterfaceError)
+
+logger = logging.getLogger(__name__)
+
+
+def is_database_outage(exc: BaseException | None) -> bool:
+    """True when the exception is, or was raised while handling, a database outage."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, DATABASE_OUTAGE_ERRORS):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def database_unavailable_response() -> HttpResponse:
+    """503 'the database is not reachable'. Rendered without the request, whose context
+    processors (navigation, the approvals badge) would need the database."""
+    response = HttpResponse(render_to_string("pim_portal/database_unavailable.html"), status=503)
+    response["Retry-After"] = "10"
+    return response
+
+
+class SessionMiddleware(DjangoSessionMiddleware):
+    """Django's session middleware, but a database outage while saving the session answers 503.
+
+    Django turns any database error on that save into SessionInterrupted, "the session was
+    deleted before the request completed", which misleads users and operators alike.
+    """
+
+    def process_response(self, request, response):
+        try:
+            return super().process_response(request, response)
+        except SessionInterrupted as interrupted:
+            if not is_database_outage(interrupted):
+                raise
+            logger.error("The database was not reachable to save the session.", exc_info=True)
+            return database_unavailable_response()
 
 
 class SessionTimeoutMiddleware:

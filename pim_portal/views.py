@@ -1,15 +1,22 @@
+import sys
 from base64 import b32encode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views import defaults
 from django.views.decorators.http import require_GET
 
+from assignments.authz import deny
 from audit import log as audit_log
-from pim_portal import mfa
-from pim_portal.forms import TOTPConfirmForm
+from pim_portal import authenticators, mfa
+from pim_portal.forms import AuthenticatorAddForm, AuthenticatorRemoveForm
+from pim_portal.middleware import database_unavailable_response, is_database_outage
+
+ENROL_SECRET_KEY = "pim_mfa_enrol_secret"  # the session key of the secret being enrolled
 
 
 def _safe_next(request, fallback: str) -> str:
@@ -19,34 +26,80 @@ def _safe_next(request, fallback: str) -> str:
     return fallback
 
 
+@require_GET
+def account(request):
+    """The user's account: their authenticator apps, with names and last use."""
+    return render(
+        request,
+        "pim_portal/account.html",
+        {"devices": list(mfa.confirmed_devices(request.user)), "section": "account"},
+    )
+
+
 def mfa_enroll(request):
-    """Enrol an authenticator app: scan the QR code, confirm with one code, go back."""
-    next_url = _safe_next(request, "dashboard")
+    """Add an authenticator app: scan the QR code, name it, confirm with its first code.
+
+    The secret waits in the session until confirmed, so opening this page saves no device.
+    """
+    next_url = _safe_next(request, "account")
+    key = request.session.get(ENROL_SECRET_KEY)
+    if not key:
+        key = request.session[ENROL_SECRET_KEY] = mfa.new_secret()
     enrolled = mfa.has_device(request.user)
-    device = mfa.pending_device(request.user)
-    form = TOTPConfirmForm(request.POST or None)
+    form = AuthenticatorAddForm(request.POST or None, needs_current_code=enrolled)
     if request.method == "POST" and form.is_valid():
-        if device.verify_token(form.cleaned_data["code"].strip()):
-            device.confirmed = True
-            device.save(update_fields=["confirmed"])
-            audit_log.record(
-                action="pim.security.mfa_enrolled", actor=request.user, target=request.user
-            )
+        try:
+            authenticators.authenticator_add(user=request.user, key=key, **form.cleaned_data)
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            del request.session[ENROL_SECRET_KEY]
             messages.success(request, "Your authenticator app is set up.")
             return redirect(next_url)
-        form.add_error("code", "That code is not right. Check the time on your phone and retry.")
+    device = mfa.unsaved_device(request.user, key)
     return render(
         request,
         "pim_portal/mfa_enroll.html",
         {
             "form": form,
-            "device": device,
+            "key": key,
             "qr_svg": mfa.qr_svg(device),
             "secret": b32encode(device.bin_key).decode(),
             "enrolled": enrolled,
             "next": next_url,
+            "section": "account",
         },
     )
+
+
+def mfa_remove(request, pk: int):
+    """Remove one of the user's authenticators, with a current code from any of them."""
+    device = mfa.confirmed_devices(request.user).filter(pk=pk).first()
+    if device is None:
+        deny(request.user, what=f"remove authenticator {pk}", not_found=True)
+    form = AuthenticatorRemoveForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            authenticators.authenticator_remove(
+                user=request.user, device_id=device.pk, code=form.cleaned_data["code"]
+            )
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, f"Authenticator “{device.name}” removed.")
+            return redirect("account")
+    return render(
+        request,
+        "pim_portal/mfa_remove.html",
+        {"form": form, "device": device, "section": "account"},
+    )
+
+
+def server_error(request):
+    """500, except that a lost database answers 503 'not reachable' (handler500)."""
+    if is_database_outage(sys.exc_info()[1]):
+        return database_unavailable_response()
+    return defaults.server_error(request)
 
 
 @login_not_required

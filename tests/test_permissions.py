@@ -60,11 +60,24 @@ DIRECTORY_ASSIGNMENT = expect(404, 404, 403, 200, 404)
 RESOURCE_ASSIGNMENT = expect(404, 404, 403, 403, 200)
 FOREIGN_ASSIGNMENT = expect(404, 404, 403, 403, 404)
 ALL_302, ALL_404, ALL_405 = (expect(*[status] * len(PERSONAS)) for status in (302, 404, 405))
+OWN_ONLY = expect(404, 200, 404, 404, 404)  # Erin's own object
+
+
+def authenticator_of(assignment) -> int:
+    """A confirmed authenticator of the assignment's holder (made for the one case using it)."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    user = assignment.principal_user
+    return TOTPDevice.objects.create(user=user, name="Phone", confirmed=True).pk
 
 CASES: list[Case] = [
     # Everyone signed in: the dashboard and setting up an authenticator app.
     *both("dashboard", no_args, expect(200, 200, 200, 200, 200), READ_ONLY_405),
     *both("mfa_enroll", no_args, expect(200, 200, 200, 200, 200), expect(200, 200, 200, 200, 200)),
+    *both("account", no_args, expect(200, 200, 200, 200, 200), READ_ONLY_405),
+    # Removing an authenticator: only one's own (an empty form comes back with its error).
+    *both("mfa_remove", lambda w: [authenticator_of(w["directory_assignment"])], *[OWN_ONLY] * 2),
+    *both("mfa_remove", lambda w: [authenticator_of(w["foreign_assignment"])], ALL_404, ALL_404),
     # Directory roles
     *both("assignments:directory_roles", no_args, DIRECTORY_VIEW, READ_ONLY_405),
     *both(
@@ -170,6 +183,16 @@ CASES: list[Case] = [
         RESOURCE_ASSIGNMENT,
         expect(404, 404, 403, 403, 302),
     ),
+    # What the add-assignment and settings forms look up: for those who may assign roles.
+    *both("assignments:principal_search", no_args, expect(403, 403, 403, 200, 200), READ_ONLY_405),
+    *both("assignments:role_settings", no_args, expect(403, 403, 403, 200, 200), READ_ONLY_405),
+    # What the activate page looks up: about the viewer's own eligible assignments only.
+    *both(
+        "assignments:activation_settings",
+        no_args,
+        expect(200, 200, 200, 200, 200),
+        READ_ONLY_405,
+    ),
     # Self-service: everyone has My roles and My requests; ids that are not theirs are 404.
     *both("assignments:my_roles", no_args, expect(200, 200, 200, 200, 200), READ_ONLY_405),
     *both("assignments:my_requests", no_args, expect(200, 200, 200, 200, 200), READ_ONLY_405),
@@ -179,7 +202,7 @@ CASES: list[Case] = [
         "assignments:deactivate",
         lambda w: [w["directory_assignment"].pk],
         ALL_405,
-        expect(404, 302, 404, 404, 404),  # Erin's, but not an activation: a clear refusal
+        ALL_404,  # Erin's, but not an activation: not something she may deactivate
     ),
     *both("assignments:deactivate", lambda w: [w["foreign_assignment"].pk], ALL_405, ALL_404),
     *[

@@ -10,7 +10,6 @@ from decimal import Decimal
 from crispy_forms.helper import FormHelper
 from crispy_forms.layout import HTML, Column, Div, Field, Fieldset, Layout, Row, Submit
 from django import forms
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -20,6 +19,7 @@ from django.utils.html import format_html
 
 from assignments.authz import Grants
 from assignments.catalog import Perm
+from assignments.forms.principals import PrincipalsField, principal_key
 from assignments.models import (
     AssignmentKind,
     NotificationEvent,
@@ -30,7 +30,7 @@ from assignments.models import (
     Scope,
 )
 from pim_portal import mfa
-from pim_portal.templatetags.pim import duration_words
+from pim_portal.humanize import duration_words
 
 PRINCIPAL_TEMPLATE = "assignments/partials/principal_field.html"
 DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
@@ -62,42 +62,6 @@ class LocalDateTimeField(forms.DateTimeField):
                 f"Enter a date between the years {MIN_YEAR} and {MAX_YEAR}.", code="invalid"
             )
         return moment
-
-
-class PrincipalsField(forms.MultipleChoiceField):
-    """Users and groups as checkboxes valued 'user:<id>' / 'group:<id>', cleaned to objects."""
-
-    widget = forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"})
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, choices=(), **kwargs)
-        self.objects: dict[str, object] = {}
-
-    def load(self, users, groups) -> None:
-        self.objects = {principal_key(u): u for u in users}
-        self.objects.update({principal_key(g): g for g in groups})
-        self.choices = [(key, principal_label(obj)) for key, obj in self.objects.items()]
-
-    def clean(self, value):
-        return [self.objects[key] for key in super().clean(value)]
-
-
-def principal_key(principal) -> str:
-    prefix = "group" if isinstance(principal, Group) else "user"
-    return f"{prefix}:{principal.pk}"
-
-
-def principal_label(principal) -> str:
-    if isinstance(principal, Group):
-        return f"{principal.name} (group)"
-    contact = principal.email or principal.username
-    return f"{principal} · {contact}"
-
-
-def principal_candidates():
-    """Every active user and every group, in name order: two queries."""
-    users = get_user_model().objects.filter(is_active=True).order_by("display_name", "username")
-    return list(users), list(Group.objects.order_by("name"))
 
 
 def default_end(policy: RolePolicy, kind: str, start: datetime | None) -> datetime | None:
@@ -191,7 +155,6 @@ class AssignmentAddForm(forms.Form):
     def __init__(self, *args, grants: Grants, **kwargs):
         super().__init__(*args, **kwargs)
         self.grants = grants
-        self.fields["principals"].load(*principal_candidates())
         self.fields["role"].queryset = manageable_roles(grants)
         self.fields["role"].label_from_instance = lambda r: f"{r.name} ({r.get_kind_display()})"
         scopes = scopes_below(grants.top_paths(Perm.MANAGE_RESOURCES))
@@ -453,7 +416,6 @@ class RolePolicyForm(forms.Form):
             **kwargs.get("initial", {}),
         }
         super().__init__(*args, **kwargs)
-        self.fields["approvers"].load(*principal_candidates())
         grid = []
         for event in NotificationEvent:
             cells = []

@@ -14,7 +14,7 @@ from django import forms
 
 from assignments.models import Assignment, RolePolicy, Scope
 from assignments.queries import eligible_assignments
-from pim_portal.templatetags.pim import duration_words
+from pim_portal.humanize import duration_words
 
 DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
 MAX_BULK = 20  # eligible assignments activated with one form

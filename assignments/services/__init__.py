@@ -34,8 +34,8 @@ from assignments.services.administration import (
 from assignments.services.common import UNCHANGED, RequestConflict
 from assignments.services.decided import (
     request_cancel,
+    request_carry_out,
     request_deny,
-    request_grant,
     request_lapse,
 )
 from assignments.services.groups import activations_end_on_leaving_group
@@ -44,6 +44,12 @@ from assignments.services.role_settings import (
     policy_reset,
     policy_snapshot,
     policy_update,
+)
+from assignments.services.scopes import (
+    scope_create,
+    scope_move,
+    scope_remove,
+    scope_rename,
 )
 
 __all__ = [
@@ -69,8 +75,12 @@ __all__ = [
     "request_deactivate",
     "request_deny",
     "request_extend",
-    "request_grant",
+    "request_carry_out",
     "request_lapse",
     "request_renew",
+    "scope_create",
+    "scope_move",
+    "scope_remove",
+    "scope_rename",
     "shorten_activations",
 ]

@@ -14,7 +14,6 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from assignments.models import (
-    OPEN_STATUSES,
     Assignment,
     AssignmentKind,
     RequestAction,
@@ -26,8 +25,11 @@ from assignments.models import (
 from assignments.policy import (
     EXTEND_WINDOW,
     RENEW_WINDOW,
+    Problem,
     activation_problems,
+    by_field,
     normalise_start,
+    problems_of,
 )
 from assignments.queries import eligible_assignments
 from assignments.services.common import (
@@ -36,10 +38,24 @@ from assignments.services.common import (
     record_request,
     request_snapshot,
 )
+from assignments.services.decided import requests_lapse_stale
 from audit import log as audit_log
 from pim_portal import mfa
+from pim_portal.actor import Actor
+
+WRONG_CODE = "The MFA code is wrong or was already used."
 
 # --- Reads -------------------------------------------------------------------------------
+
+
+def _acting_user(actor):
+    """Self-service is done by a person for themselves: the system never activates."""
+    actor = Actor.of(actor)
+    if actor.is_system:
+        raise ValidationError(
+            f"{actor.display_name} cannot act on someone's own roles: only they can."
+        )
+    return actor.user
 
 
 def get_own_eligible(user, assignment_id) -> Assignment:
@@ -51,7 +67,8 @@ def get_own_eligible(user, assignment_id) -> Assignment:
     assignment = eligible_assignments(user).filter(pk=assignment_id).first()
     if assignment is not None:
         return assignment
-    if Assignment.objects.filter(pk=assignment_id).exists():
+    theirs = Assignment.objects.for_user(user).values("pk")
+    if Assignment.objects.filter(pk=assignment_id).exclude(pk__in=theirs).exists():
         audit_log.record(
             action="pim.security.foreign_object",
             actor=user,
@@ -69,20 +86,19 @@ def check_mfa(user, code: str | None) -> bool:
 
 
 def _open_activation(user, role, scope, now):
-    """An activation of the role at the scope that is in force, upcoming or pending."""
+    """An activation of the role at the scope that is in force, upcoming or pending (a
+    request past its approval deadline has lapsed, and so is not pending)."""
     held = (
         Assignment.objects.not_ended(now)
         .active()
         .filter(principal_user=user, role=role, scope=scope)
         .exists()
     )
-    pending = RoleRequest.objects.filter(
-        principal_user=user,
-        role=role,
-        scope=scope,
-        kind=AssignmentKind.ACTIVE,
-        status__in=OPEN_STATUSES,
-    ).exists()
+    pending = (
+        RoleRequest.objects.open(now)
+        .filter(principal_user=user, role=role, scope=scope, kind=AssignmentKind.ACTIVE)
+        .exists()
+    )
     return held or pending
 
 
@@ -125,7 +141,9 @@ def _plan_activation(
     if role.is_directory_role or scope is None:
         scope = eligible.scope
     if not scope.is_at_or_below(eligible.scope):
-        raise ValidationError(f"{scope} is not within your eligible scope {eligible.scope}.")
+        raise ValidationError(
+            {"__all__": [f"{scope} is not within your eligible scope {eligible.scope}."]}
+        )
     policy = RolePolicy.objects.effective_for(role, scope)
     start = normalise_start(start, now)
     # A duration of zero is a mistake to report, not a request for the maximum.
@@ -140,11 +158,11 @@ def _plan_activation(
         now=now,
     )
     if eligible.end is not None and start >= eligible.end:
-        problems.append("Your eligibility ends before that start.")
+        problems.append(Problem("Your eligibility ends before that start.", "start"))
     if _open_activation(user, role, scope, now):
         problems.append(f"{role} at {scope} is already active or requested for you.")
     if problems:
-        raise ValidationError(problems)
+        raise ValidationError(by_field(problems))
     return _ActivationPlan(
         user=user,
         eligible=eligible,
@@ -162,7 +180,7 @@ def _plan_activation(
 
 def request_activate(
     *,
-    user,
+    actor: Actor,
     eligible: Assignment,
     scope: Scope | None = None,
     start: datetime | None = None,
@@ -179,6 +197,7 @@ def request_activate(
     role's settings require it. Refused with every rule broken, or when the role is already
     active or pending at that scope.
     """
+    user = _acting_user(actor)
     plan = _plan_activation(
         user=user,
         eligible=get_own_eligible(user, eligible.pk),
@@ -192,9 +211,11 @@ def request_activate(
     )
     if plan.policy.require_mfa_on_activation and not mfa_verified:
         if not mfa.has_device(user):
-            raise ValidationError(f"{plan.role} requires MFA: set up an authenticator app first.")
+            raise ValidationError(
+                {"mfa_code": [f"{plan.role} requires MFA: set up an authenticator app first."]}
+            )
         if not check_mfa(user, mfa_code):
-            raise ValidationError("The MFA code is wrong or was already used.")
+            raise ValidationError({"mfa_code": [WRONG_CODE]})
     return _carry_out(plan)
 
 
@@ -214,6 +235,10 @@ def _carry_out(plan: _ActivationPlan) -> RoleRequest:
             # Lock the user: two submissions, even through two eligibilities (direct and via a
             # group) for the same role, queue up here and the second sees the first.
             get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+            # A request that lapsed unrecorded must not block this one (the rule of time).
+            requests_lapse_stale(
+                principal_user=user, role=role, scope=scope, kind=AssignmentKind.ACTIVE
+            )
             if _open_activation(user, role, scope, timezone.now()):
                 raise ValidationError(f"{role} at {scope} is already active or requested for you.")
             request = RoleRequest(
@@ -279,7 +304,7 @@ class BulkOutcome:
 
 def request_activate_many(
     *,
-    user,
+    actor: Actor,
     items: list[dict],
     start: datetime | None,
     duration: timedelta | None,
@@ -293,6 +318,7 @@ def request_activate_many(
     `items` are dicts with `eligible_id` and optionally `scope` (a Scope). One TOTP code serves
     them all (a code can be used only once), checked once when any of them needs it.
     """
+    user = _acting_user(actor)
     outcomes: list[BulkOutcome] = []
     resolved = []
     for item in items:
@@ -300,7 +326,7 @@ def request_activate_many(
         try:
             eligible = get_own_eligible(user, item["eligible_id"])
         except ValidationError as error:
-            outcome.errors = error.messages
+            outcome.errors = problems_of(error)
             outcomes.append(outcome)
             continue
         outcome.label = f"{eligible.role} at {item.get('scope') or eligible.scope}"
@@ -319,29 +345,32 @@ def request_activate_many(
                 now=timezone.now(),
             )
         except ValidationError as error:
-            outcome.errors = error.messages
+            outcome.errors = problems_of(error)
             continue
         resolved.append((outcome, plan))
     needs_mfa = any(plan.policy.require_mfa_on_activation for _, plan in resolved)
     if needs_mfa:
         if not mfa.has_device(user):
             for outcome, _ in resolved:
-                outcome.errors = ["MFA is required: set up an authenticator app first."]
+                outcome.errors = [
+                    Problem("MFA is required: set up an authenticator app first.", "mfa_code")
+                ]
             return outcomes
         if not check_mfa(user, mfa_code):
             for outcome, _ in resolved:
-                outcome.errors = ["The MFA code is wrong or was already used."]
+                outcome.errors = [Problem(WRONG_CODE, "mfa_code")]
             return outcomes
     for outcome, plan in resolved:
         try:
             outcome.request = _carry_out(plan)
         except ValidationError as error:
-            outcome.errors = error.messages
+            outcome.errors = problems_of(error)
     return outcomes
 
 
-def request_deactivate(*, user, assignment_id: int) -> RoleRequest:
+def request_deactivate(*, actor: Actor, assignment_id: int) -> RoleRequest:
     """End the user's own activation now; it stops being in force at once."""
+    user = _acting_user(actor)
     now = timezone.now()
     with transaction.atomic():
         assignment = (
@@ -403,6 +432,12 @@ def _ask_admins(
     now = timezone.now()
     try:
         with transaction.atomic():
+            requests_lapse_stale(
+                principal_user=user,
+                role=assignment.role,
+                scope=assignment.scope,
+                kind=assignment.kind,
+            )
             request = RoleRequest.objects.create(
                 action=action,
                 status=RequestStatus.PENDING_APPROVAL,
@@ -436,8 +471,9 @@ def _default_new_end(assignment: Assignment, base: datetime) -> datetime | None:
     return None if limit is None else base + limit
 
 
-def request_extend(*, user, assignment_id: int, justification: str) -> RoleRequest:
+def request_extend(*, actor: Actor, assignment_id: int, justification: str) -> RoleRequest:
     """Ask administrators to extend the user's own assignment that ends within 14 days."""
+    user = _acting_user(actor)
     now = timezone.now()
     assignment = (
         Assignment.objects.with_related()
@@ -458,8 +494,9 @@ def request_extend(*, user, assignment_id: int, justification: str) -> RoleReque
     )
 
 
-def request_renew(*, user, assignment_id: int, justification: str) -> RoleRequest:
+def request_renew(*, actor: Actor, assignment_id: int, justification: str) -> RoleRequest:
     """Ask administrators to renew the user's own assignment that ended in the last 30 days."""
+    user = _acting_user(actor)
     now = timezone.now()
     assignment = (
         Assignment.objects.with_related()

@@ -28,6 +28,7 @@ from assignments.models import (
 )
 from assignments.policy import assignment_problems, normalise_start
 from audit import log as audit_log
+from pim_portal.actor import Actor, user_of
 
 
 def _effective_scope(role: Role, scope: Scope | None) -> Scope:
@@ -80,7 +81,7 @@ def _already_holding(*, role: Role, scope: Scope, kind: str, principals: list, n
 
 def assignment_create(
     *,
-    actor,
+    actor: Actor,
     principals: Iterable,
     role: Role,
     scope: Scope | None,
@@ -99,6 +100,7 @@ def assignment_create(
     principal already holds the same role of the same kind at that scope.
     """
     scope = _effective_scope(role, scope)
+    actor = Actor.of(actor)
     authz.require_manage_role(actor, role, scope)
     principals = list(dict.fromkeys(principals))  # the same principal twice is one assignment
     now = timezone.now()
@@ -134,7 +136,7 @@ def assignment_create(
                 kind=kind,
                 start=start,
                 end=end,
-                created_by=actor,
+                created_by=user_of(actor),
                 justification=justification,
                 ticket_number=ticket_number,
                 ticket_system=ticket_system,
@@ -147,7 +149,7 @@ def assignment_create(
                 role=role,
                 scope=scope,
                 kind=kind,
-                requested_by=actor,
+                requested_by=user_of(actor),
                 start=start,
                 end=end,
                 justification=justification,
@@ -155,7 +157,7 @@ def assignment_create(
                 ticket_system=ticket_system,
                 result_assignment=assignment,
                 completed_at=now,
-                completed_by=actor,
+                completed_by=user_of(actor),
             )
             request.set_principal(principal)
             request.save()
@@ -184,10 +186,10 @@ def _admin_request(action: str, *, actor, assignment: Assignment, **fields) -> R
         role=assignment.role,
         scope=assignment.scope,
         kind=assignment.kind,
-        requested_by=actor,
+        requested_by=user_of(actor),
         target_assignment=assignment,
         completed_at=now,
-        completed_by=actor,
+        completed_by=user_of(actor),
         **fields,
     )
     request.set_principal(assignment.principal)
@@ -235,7 +237,7 @@ def _refuse_removing_last_global_admin(
 def cancel_if_never_in_force(assignment: Assignment, now: datetime) -> None:
     """A removed assignment that had not started: its scheduled request is canceled, and no
     task reports it started or ended (as when its requester cancels it)."""
-    if not assignment.is_upcoming(now):
+    if assignment.start <= now:
         return
     Assignment.objects.filter(pk=assignment.pk).update(start_processed_at=now, end_processed_at=now)
     RoleRequest.objects.filter(result_assignment=assignment, status=RequestStatus.SCHEDULED).update(
@@ -274,8 +276,11 @@ def refuse_ending_last_global_admin(
     _refuse_removing_last_global_admin(assignment, now, new_end)
 
 
-def assignment_remove(*, actor, assignment: Assignment, justification: str = "") -> Assignment:
+def assignment_remove(
+    *, actor: Actor, assignment: Assignment, justification: str = ""
+) -> Assignment:
     """End an assignment now (or cancel one not started). Its activations end with it."""
+    actor = Actor.of(actor)
     authz.require_manage_role(actor, assignment.role, assignment.scope)
     now = timezone.now()
     with transaction.atomic():
@@ -285,7 +290,7 @@ def assignment_remove(*, actor, assignment: Assignment, justification: str = "")
         _refuse_removing_last_global_admin(assignment, now)
         before = assignment.snapshot()
         assignment.end = max(now, assignment.start)
-        assignment.ended_by = actor
+        assignment.ended_by = user_of(actor)
         assignment.save(update_fields=["end", "ended_by"])
         cancel_if_never_in_force(assignment, now)
         request = _admin_request(
@@ -307,7 +312,7 @@ def assignment_remove(*, actor, assignment: Assignment, justification: str = "")
         for activation in Assignment.objects.not_ended(now).filter(activated_from=assignment):
             activation_before = activation.snapshot()
             activation.end = max(now, activation.start)
-            activation.ended_by = actor
+            activation.ended_by = user_of(actor)
             activation.save(update_fields=["end", "ended_by"])
             cancel_if_never_in_force(activation, now)
             _record(
@@ -324,13 +329,14 @@ def assignment_remove(*, actor, assignment: Assignment, justification: str = "")
 
 def assignment_update(
     *,
-    actor,
+    actor: Actor,
     assignment: Assignment,
     start: datetime | None,
     end: datetime | None,
     justification: str = "",
 ) -> Assignment:
     """Change the start and end of an assignment that has not ended, within the settings."""
+    actor = Actor.of(actor)
     authz.require_manage_role(actor, assignment.role, assignment.scope)
     now = timezone.now()
     with transaction.atomic():
@@ -385,9 +391,10 @@ def assignment_update(
 
 
 def assignment_extend(
-    *, actor, assignment: Assignment, end: datetime | None, justification: str = ""
+    *, actor: Actor, assignment: Assignment, end: datetime | None, justification: str = ""
 ) -> Assignment:
     """Move the end of an assignment that has not ended later (admin extend)."""
+    actor = Actor.of(actor)
     authz.require_manage_role(actor, assignment.role, assignment.scope)
     now = timezone.now()
     with transaction.atomic():
@@ -435,13 +442,14 @@ def assignment_extend(
 
 def assignment_renew(
     *,
-    actor,
+    actor: Actor,
     assignment: Assignment,
     start: datetime | None,
     end: datetime | None,
     justification: str = "",
 ) -> Assignment:
     """Give an ended assignment's principal the same role again, as a new assignment."""
+    actor = Actor.of(actor)
     authz.require_manage_role(actor, assignment.role, assignment.scope)
     now = timezone.now()
     if not assignment.has_ended(now):
@@ -478,7 +486,7 @@ def assignment_renew(
             kind=assignment.kind,
             start=start,
             end=end,
-            created_by=actor,
+            created_by=user_of(actor),
             justification=justification,
         )
         renewed.set_principal(assignment.principal)

@@ -6,7 +6,7 @@ from django.db import transaction
 from assignments.models import Assignment, AssignmentKind, RoleRequest
 from audit import log as audit_log
 
-UNCHANGED = object()  # "keep what was requested" for request_grant's optional overrides
+UNCHANGED = object()  # "keep what was requested" for request_carry_out's optional overrides
 
 
 class RequestConflict(Exception):

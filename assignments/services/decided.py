@@ -30,13 +30,16 @@ from assignments.services.common import (
     record_request,
     request_snapshot,
 )
-from assignments.signals import request_canceled
+from assignments.signals import request_canceled, request_lapsed
 
 # --- Outcomes of a request ----------------------------------------------------------------
+from pim_portal.actor import Actor, user_of
 
 
-def request_cancel(*, actor, request_id: int) -> RoleRequest:
-    """Cancel a request pending approval, or a scheduled activation before it starts."""
+def request_cancel(*, actor: Actor, request_id: int) -> RoleRequest:
+    """Cancel a request pending approval, or a scheduled activation before it starts: its
+    requester, or a Privileged Role / Global Administrator."""
+    actor = Actor.of(actor)
     now = timezone.now()
     with transaction.atomic():
         request = lock_request(request_id)
@@ -53,7 +56,7 @@ def request_cancel(*, actor, request_id: int) -> RoleRequest:
             # Never in force: mark its start and end done so no task reports or mails it.
             Assignment.objects.filter(pk=assignment.pk).update(
                 end=assignment.start,
-                ended_by=actor,
+                ended_by=user_of(actor),
                 start_processed_at=now,
                 end_processed_at=now,
             )
@@ -66,7 +69,7 @@ def request_cancel(*, actor, request_id: int) -> RoleRequest:
             )
         request.status = RequestStatus.CANCELED
         request.completed_at = now
-        request.completed_by = actor
+        request.completed_by = user_of(actor)
         request.save(update_fields=["status", "completed_at", "completed_by"])
         record_request(
             "pim.request.canceled",
@@ -78,21 +81,23 @@ def request_cancel(*, actor, request_id: int) -> RoleRequest:
     return request
 
 
-def request_grant(
+def request_carry_out(
     *,
+    actor: Actor,
     request_id: int,
-    actor,
     start: datetime | None = None,
     end=UNCHANGED,
     kind: str | None = None,
     justification: str = "",
 ) -> RoleRequest:
-    """Carry out an approved request. For the approvals app, inside its transaction.
+    """Carry out a request its deciders approved: make or change the assignment it asks for.
+    For the approvals app, inside its transaction (which checked that the actor decides it).
 
     An activation runs for its requested duration from the approval (or its later requested
     start), so a late approval does not eat the user's time. An extend or renew takes the
     administrator's start, end and kind when given.
     """
+    actor = Actor.of(actor)
     now = timezone.now()
     with transaction.atomic():
         request = lock_request(request_id)
@@ -162,7 +167,7 @@ def request_grant(
                 kind=kind or request.kind,
                 start=begin,
                 end=request.end if end is UNCHANGED else end,
-                created_by=actor,
+                created_by=user_of(actor),
                 justification=request.justification,
             )
             if old is not None:
@@ -179,7 +184,7 @@ def request_grant(
                 RequestStatus.SCHEDULED if assignment.start > now else RequestStatus.PROVISIONED
             )
         request.completed_at = now
-        request.completed_by = actor
+        request.completed_by = user_of(actor)
         request.save()
         record_request(
             "pim.request.approved" if not failure else "pim.request.refused",
@@ -196,8 +201,10 @@ def request_grant(
     return request
 
 
-def request_deny(*, request_id: int, actor, justification: str) -> RoleRequest:
-    """End a pending request as denied. For the approvals app, inside its transaction."""
+def request_deny(*, actor: Actor, request_id: int, justification: str) -> RoleRequest:
+    """End a pending request as denied. For the approvals app, inside its transaction (which
+    checked that the actor decides it)."""
+    actor = Actor.of(actor)
     now = timezone.now()
     with transaction.atomic():
         request = lock_request(request_id)
@@ -208,7 +215,7 @@ def request_deny(*, request_id: int, actor, justification: str) -> RoleRequest:
         before = request_snapshot(request)
         request.status = RequestStatus.DENIED
         request.completed_at = now
-        request.completed_by = actor
+        request.completed_by = user_of(actor)
         request.status_note = justification
         request.save(update_fields=["status", "completed_at", "completed_by", "status_note"])
         record_request(
@@ -222,8 +229,14 @@ def request_deny(*, request_id: int, actor, justification: str) -> RoleRequest:
     return request
 
 
-def request_lapse(*, request_id: int) -> RoleRequest | None:
-    """A pending request past its approval deadline lapses (expired). None if it was not due."""
+def request_lapse(*, request_id: int, actor: Actor | None = None) -> RoleRequest | None:
+    """Record that a pending request past its approval deadline has lapsed (expired).
+
+    The request was already lapsed for every check at its deadline (the rule of time); this is
+    the bookkeeping, its audit event and (after commit) the `request_lapsed` signal, whose
+    listeners tell the requester. None when it was not due or was already recorded.
+    """
+    actor = Actor.of(actor or Actor.system("approval deadline"))
     now = timezone.now()
     with transaction.atomic():
         request = lock_request(request_id)
@@ -238,9 +251,24 @@ def request_lapse(*, request_id: int) -> RoleRequest | None:
         request.save(update_fields=["status", "completed_at", "status_note"])
         record_request(
             "pim.request.expired",
-            actor=None,
+            actor=actor,
             request=request,
             before=before,
             after=request_snapshot(request),
         )
+        request_id = request.pk
+        transaction.on_commit(
+            lambda: request_lapsed.send(sender=RoleRequest, request_id=request_id)
+        )
     return request
+
+
+def requests_lapse_stale(*, principal_user, role, scope, kind: str) -> int:
+    """Record the lapse of the principal's pending requests for this role, scope and kind
+    whose deadline has passed, so that a new request is not blocked by one that lapsed."""
+    stale = RoleRequest.objects.lapsed().filter(
+        principal_user=principal_user, role=role, scope=scope, kind=kind
+    )
+    return sum(
+        request_lapse(request_id=pk) is not None for pk in stale.values_list("pk", flat=True)
+    )

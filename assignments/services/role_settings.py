@@ -16,6 +16,7 @@ from assignments.models import (
 )
 from assignments.queries import APPROVE_PERMISSION, policy_approvers
 from audit import log as audit_log
+from pim_portal.actor import Actor, user_of
 
 POLICY_FIELDS = [
     "activation_max_duration",
@@ -64,7 +65,7 @@ def _set_approvers(policy: RolePolicy, users: Iterable, groups: Iterable[Group])
 
 def policy_update(
     *,
-    actor,
+    actor: Actor,
     role: Role,
     scope: Scope | None = None,
     values: dict,
@@ -78,6 +79,7 @@ def policy_update(
     """
     if role.is_directory_role:
         scope = None
+    actor = Actor.of(actor)
     authz.require_manage_role(actor, role, scope)
     approver_users, approver_groups = list(approver_users), list(approver_groups)
     unknown = set(values) - set(POLICY_FIELDS)
@@ -101,7 +103,7 @@ def policy_update(
             raise ValidationError(
                 "Name at least one approver: approval of a resource role needs approvers."
             )
-        policy.updated_by = actor
+        policy.updated_by = user_of(actor)
         policy.full_clean()
         policy.save()
         _set_approvers(policy, approver_users, approver_groups)
@@ -117,8 +119,9 @@ def policy_update(
     return policy
 
 
-def policy_reset(*, actor, role: Role, scope: Scope) -> None:
+def policy_reset(*, actor: Actor, role: Role, scope: Scope) -> None:
     """Drop a scope's own settings of a resource role: it inherits from above again."""
+    actor = Actor.of(actor)
     authz.require_manage_role(actor, role, scope)
     with transaction.atomic():
         policy = RolePolicy.objects.select_for_update().filter(role=role, scope=scope).first()

@@ -10,7 +10,7 @@ from datetime import UTC
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.db.models.functions import Coalesce, Lower
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -41,6 +41,7 @@ from assignments.models import (
     Scope,
 )
 from audit import log as audit_log
+from pim_portal.params import choice, clean_text, positive_int
 
 PAGE_SIZE = 25
 TREE_PAGE_SIZE = 50
@@ -130,7 +131,7 @@ def _breadcrumb(scope: Scope, grants: authz.Grants) -> list[tuple[Scope, bool]]:
 def directory_roles(request):
     authz.require_view_directory(request.user, authz.request_grants(request))
     now = timezone.now()
-    q = request.GET.get("q", "").strip()
+    q = clean_text(request.GET.get("q"))
     roles = (
         Role.objects.filter(kind=RoleKind.DIRECTORY)
         .annotate(**_member_counts("assignments__", now))
@@ -145,11 +146,13 @@ def directory_roles(request):
     )
 
 
-def _role_rows(role: Role, scope: Scope, tab: str, q: str, now):
+def _role_rows(grants: authz.Grants, role: Role, scope: Scope, tab: str, q: str, now):
     """The role's assignments that apply at the scope: held there or inherited from above."""
-    rows = Assignment.objects.filter(role=role).at_or_above(scope)
+    rows = Assignment.objects.restrict(grants).filter(role=role).at_or_above(scope)
     if q:
         rows = rows.filter(_principal_filter(q))
+    # Canceled before they started (end == start): never in force, neither listed nor counted.
+    rows = rows.exclude(end=F("start"))
     counts = rows.aggregate(
         eligible=Count("pk", filter=Q(kind=AssignmentKind.ELIGIBLE) & ~Q(end__lte=now)),
         active=Count("pk", filter=Q(kind=AssignmentKind.ACTIVE) & ~Q(end__lte=now)),
@@ -166,11 +169,9 @@ def _role_rows(role: Role, scope: Scope, tab: str, q: str, now):
 def _role_page(request, role: Role, scope: Scope):
     grants = authz.require_view_role(request.user, role, scope, authz.request_grants(request))
     now = timezone.now()
-    tab = request.GET.get("tab", "eligible")
-    if tab not in dict(TABS):
-        tab = "eligible"
-    q = request.GET.get("q", "").strip()
-    rows, counts = _role_rows(role, scope, tab, q, now)
+    tab = choice(request.GET.get("tab"), dict(TABS), "eligible")
+    q = clean_text(request.GET.get("q"))
+    rows, counts = _role_rows(grants, role, scope, tab, q, now)
     page_obj = _paginate(request, rows)
     for assignment in page_obj:
         assignment.membership = _membership(assignment, scope)
@@ -208,9 +209,9 @@ def role_detail(request, role_id: int):
 
 @require_GET
 def scope_role_detail(request, scope_id: int, role_id: int):
-    scope = get_object_or_404(Scope, pk=scope_id)
-    authz.require_view_scope(request.user, scope, authz.request_grants(request))
-    role = get_object_or_404(Role, pk=role_id, kind=RoleKind.RESOURCE)
+    grants = authz.request_grants(request)
+    scope = authz.scope_for_viewer(request.user, scope_id, grants)
+    role = authz.role_for_viewer(request.user, role_id, scope, grants, kind=RoleKind.RESOURCE)
     return _role_page(request, role, scope)
 
 
@@ -224,7 +225,7 @@ def resources(request):
     if not tops:
         authz.deny(request.user, what="view resources")
     now = timezone.now()
-    q = request.GET.get("q", "").strip()
+    q = clean_text(request.GET.get("q"))
     scopes = scopes_below(tops).annotate(
         **_member_counts("assignments__", now, role__kind=RoleKind.RESOURCE)
     )
@@ -244,8 +245,8 @@ def resources(request):
 
 @require_GET
 def scope_detail(request, scope_id: int):
-    scope = get_object_or_404(Scope, pk=scope_id)
-    grants = authz.require_view_scope(request.user, scope, authz.request_grants(request))
+    grants = authz.request_grants(request)
+    scope = authz.scope_for_viewer(request.user, scope_id, grants)
     now = timezone.now()
     breadcrumb = _breadcrumb(scope, grants)
     scopes_by_id = {node.pk: node for node, _ in breadcrumb}
@@ -379,21 +380,25 @@ def _export_rows(queryset, now):
 def role_export(request, role_id: int):
     role = get_object_or_404(Role, pk=role_id)
     scope = Scope.objects.root()
-    authz.require_view_role(request.user, role, scope, authz.request_grants(request))
-    rows = _export_rows(Assignment.objects.filter(role=role).at_or_above(scope), timezone.now())
+    grants = authz.require_view_role(request.user, role, scope, authz.request_grants(request))
+    rows = Assignment.objects.restrict(grants).filter(role=role).at_or_above(scope)
+    rows = _export_rows(rows, timezone.now())
     filename = f"{slugify(role.name)}-members.csv"
     return _export(request, rows, page_scope=scope, filename=filename, target=role, role=role)
 
 
 @require_GET
 def scope_export(request, scope_id: int):
-    scope = get_object_or_404(Scope, pk=scope_id)
-    authz.require_view_scope(request.user, scope, authz.request_grants(request))
-    rows = Assignment.objects.filter(role__kind=RoleKind.RESOURCE).at_or_above(scope)
+    grants = authz.request_grants(request)
+    scope = authz.scope_for_viewer(request.user, scope_id, grants)
+    rows = Assignment.objects.restrict(grants).filter(role__kind=RoleKind.RESOURCE)
+    rows = rows.at_or_above(scope)
     role = None
-    role_id = request.GET.get("role", "")
-    if role_id.isdigit():
-        role = get_object_or_404(Role, pk=role_id, kind=RoleKind.RESOURCE)
+    if request.GET.get("role"):
+        # A role that is not a number, or not a resource role, is a 404, never a 500.
+        role = authz.role_for_viewer(
+            request.user, request.GET["role"], scope, grants, kind=RoleKind.RESOURCE
+        )
         rows = rows.filter(role=role)
     name = slugify(scope.name) + (f"-{slugify(role.name)}" if role else "")
     return _export(
@@ -412,9 +417,12 @@ def scope_export(request, scope_id: int):
 def _add_initial(request, form_roles, form_scopes) -> dict:
     """Preselect ?role= and ?scope= when the viewer may use them; ignore them otherwise."""
     initial: dict = {}
-    role_id, scope_id = request.GET.get("role", ""), request.GET.get("scope", "")
-    role = form_roles.filter(pk=role_id).first() if role_id.isdigit() else None
-    scope = form_scopes.filter(pk=scope_id).first() if scope_id.isdigit() else None
+    role_id, scope_id = (
+        positive_int(request.GET.get("role")),
+        positive_int(request.GET.get("scope")),
+    )
+    role = form_roles.filter(pk=role_id).first() if role_id else None
+    scope = form_scopes.filter(pk=scope_id).first() if scope_id else None
     if role is not None:
         initial["role"] = role.pk
     if scope is not None:
@@ -479,12 +487,7 @@ def assignment_add(request):
 
 def _assignment_for_manager(request, pk: int) -> Assignment:
     """The assignment if the viewer may manage it: 404 when they may not even see it."""
-    assignment = get_object_or_404(Assignment.objects.with_related(), pk=pk)
-    grants = authz.request_grants(request)
-    if not grants.can_view_role(assignment.role, assignment.scope):
-        authz.deny(request.user, what=f"view assignment {pk}", target=assignment, not_found=True)
-    authz.require_manage_role(request.user, assignment.role, assignment.scope, grants)
-    return assignment
+    return authz.assignment_for_manager(request.user, pk, authz.request_grants(request))
 
 
 def _change_page(request, assignment: Assignment, form, *, title: str, intro: str = ""):
@@ -666,7 +669,7 @@ def policy_edit(request, role_id: int):
 
 @GET_POST
 def scope_policy_edit(request, scope_id: int, role_id: int):
-    scope = get_object_or_404(Scope, pk=scope_id)
-    authz.require_view_scope(request.user, scope, authz.request_grants(request))
-    role = get_object_or_404(Role, pk=role_id, kind=RoleKind.RESOURCE)
+    grants = authz.request_grants(request)
+    scope = authz.scope_for_viewer(request.user, scope_id, grants)
+    role = authz.role_for_viewer(request.user, role_id, scope, grants, kind=RoleKind.RESOURCE)
     return _policy_page(request, role, None if scope.is_root else scope)

@@ -4,7 +4,6 @@ Each page works on the signed-in user's own rows only: an id that is not theirs 
 audited. The rules (durations, MFA, justification, windows) live in assignments.services.
 """
 
-import contextlib
 from datetime import timedelta
 from urllib.parse import urlencode
 
@@ -12,7 +11,6 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import F
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -36,7 +34,8 @@ from assignments.models import (
     Scope,
 )
 from pim_portal import mfa
-from pim_portal.templatetags.pim import when
+from pim_portal.humanize import when
+from pim_portal.params import choice, positive_int
 
 PAGE_SIZE = 25
 EXPIRED_WINDOW = timedelta(days=30)
@@ -94,10 +93,8 @@ def _scope_filter(request, user):
     for path in sorted(paths, key=len):
         choices = choices | Scope.objects.filter(path__startswith=path)
     choices = list(choices.order_by("path")[:500]) if paths else []
-    selected = None
-    raw = request.GET.get("scope", "")
-    if raw.isdigit():
-        selected = next((scope for scope in choices if scope.pk == int(raw)), None)
+    wanted = positive_int(request.GET.get("scope"))
+    selected = next((scope for scope in choices if scope.pk == wanted), None)
     return choices, selected
 
 
@@ -106,9 +103,7 @@ def my_roles(request):
     """Eligible, Active and Expired tabs of the signed-in user's roles, with their actions."""
     user = request.user
     now = timezone.now()
-    tab = request.GET.get("tab", "eligible")
-    if tab not in dict(TABS):
-        tab = "eligible"
+    tab = choice(request.GET.get("tab"), dict(TABS), "eligible")
     querysets = _tab_querysets(user, now)
     scope_choices, at_scope = _scope_filter(request, user)
     if at_scope is not None:
@@ -163,9 +158,7 @@ def my_roles(request):
                 and assignment.is_in_force(now)
                 and assignment.pk not in pending
                 and (activation is None or activation.scope_id != assignment.scope_id),
-                "can_deactivate": tab == "active"
-                and assignment.activated_from_id is not None
-                and assignment.principal_user_id == user.pk,
+                "can_deactivate": tab == "active" and authz.may_deactivate(user, assignment),
                 "can_extend": tab != "expired" and authz.may_extend(user, assignment, now),
                 "can_renew": tab == "expired" and authz.may_renew(user, assignment, now),
             }
@@ -205,6 +198,21 @@ def _outcome_message(outcome, labels: dict) -> tuple[int, str]:
     return messages.SUCCESS, f"{label}: active until {when(request.end)}"
 
 
+def _errors_on_fields(form, outcomes, labels: dict) -> None:
+    """Each refusal on the field it is about; with several roles, each names its role."""
+    several = len(outcomes) > 1
+    for outcome in outcomes:
+        label = labels.get(outcome.eligible_id) or f"Eligible assignment {outcome.eligible_id}"
+        for error in outcome.errors:
+            field = getattr(error, "field", None)
+            if field not in form.fields:
+                field = None
+            text = f"{label}: {error}" if several or field is None else str(error)
+            if form.has_error(field) and field is not None and text in form.errors[field]:
+                continue  # one code checked once: one message, not one per role
+            form.add_error(field, text)
+
+
 @GET_POST
 def activate(request):
     """Activate one or several eligible assignments (GET ?eligible=<id>&eligible=<id>)."""
@@ -220,10 +228,10 @@ def activate(request):
     items = activation_items(user, ids)
     found = {item.eligible.pk for item in items}
     missing = [pk for pk in ids if pk not in found]
-    if request.method != "POST" and missing:
-        with contextlib.suppress(ValidationError):
-            services.get_own_eligible(user, missing[0])  # audits someone else's id
-        raise Http404("That eligible assignment is not yours or is no longer in force.")
+    if missing:
+        # Someone else's eligibility (or one no longer in force) is a 404 for GET and POST
+        # alike, audited: ids do not leak.
+        authz.own_eligible(user, missing[0])
     form = ActivateForm(request.POST if request.method == "POST" else None, items=items)
     if form.requires_mfa and not mfa.has_device(user):
         messages.info(request, "Set up an authenticator app first: this role asks for a code.")
@@ -232,17 +240,13 @@ def activate(request):
 
     if request.method == "POST" and form.is_valid():
         arguments = form.activation_input()
-        # Ids that are not the user's own go to the service, which refuses and audits them.
-        arguments["items"] += [{"eligible_id": pk, "scope": None} for pk in missing]
-        outcomes = services.request_activate_many(user=user, **arguments)
+        outcomes = services.request_activate_many(actor=user, **arguments)
         labels = {item.eligible.pk: item.label for item in items}
-        reports = [_outcome_message(outcome, labels) for outcome in outcomes]
         if any(outcome.request is not None for outcome in outcomes):
-            for level, text in reports:
-                messages.add_message(request, level, text)
+            for outcome in outcomes:
+                messages.add_message(request, *_outcome_message(outcome, labels))
             return redirect(_my_roles_url("active"))
-        for _, text in reports:
-            form.add_error(None, text)
+        _errors_on_fields(form, outcomes, labels)
         # A code is good once: do not offer the spent one again.
         form.data = form.data.copy()
         form.data["mfa_code"] = ""
@@ -257,11 +261,9 @@ def activate(request):
 def deactivate(request, pk: int):
     """End the user's own activation now."""
     user = request.user
-    assignment = Assignment.objects.with_related().filter(pk=pk, principal_user=user).first()
-    if assignment is None:
-        authz.deny(user, what=f"deactivate assignment {pk}", not_found=True)
+    assignment = authz.own_activation(user, pk)
     try:
-        services.request_deactivate(user=user, assignment_id=assignment.pk)
+        services.request_deactivate(actor=user, assignment_id=assignment.pk)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
@@ -275,13 +277,7 @@ def deactivate(request, pk: int):
 
 def _ask_administrators(request, pk: int, *, renew: bool):
     user = request.user
-    assignment = (
-        Assignment.objects.with_related()
-        .filter(pk=pk, principal_user=user, activated_from__isnull=True)
-        .first()
-    )
-    if assignment is None:
-        authz.deny(user, what=f"{'renew' if renew else 'extend'} assignment {pk}", not_found=True)
+    assignment = authz.own_assignment(user, pk)
     allowed = (authz.may_renew if renew else authz.may_extend)(user, assignment)
     if request.method != "POST" and not allowed:
         messages.error(
@@ -299,7 +295,7 @@ def _ask_administrators(request, pk: int, *, renew: bool):
         service = services.request_renew if renew else services.request_extend
         try:
             service(
-                user=user,
+                actor=user,
                 assignment_id=assignment.pk,
                 justification=form.cleaned_data["justification"],
             )
@@ -338,13 +334,12 @@ def renew_request(request, pk: int):
 
 @require_GET
 def my_requests(request):
-    """The user's requests, newest first; pending and scheduled ones can be canceled."""
-    status = request.GET.get("status", "")
-    if status not in RequestStatus.values:
-        status = ""
-    rows = RoleRequest.objects.filter(requested_by=request.user).with_related()
+    """The requests about the signed-in user, newest first: theirs, and what administrators
+    did to their assignments. What administrators did for others is on the role pages."""
+    status = choice(request.GET.get("status"), RequestStatus.values, "")
+    rows = RoleRequest.objects.about(request.user).with_related()
     if status:
-        rows = rows.filter(status=status)
+        rows = rows.with_status(status)
     page = Paginator(rows.order_by("-created_at", "-pk"), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
@@ -364,9 +359,7 @@ def my_requests(request):
 def request_cancel(request, pk: int):
     """Cancel the user's own request pending approval, or a scheduled activation."""
     user = request.user
-    role_request = RoleRequest.objects.filter(pk=pk, requested_by=user).first()
-    if role_request is None:
-        authz.deny(user, what=f"cancel request {pk}", not_found=True)
+    role_request = authz.own_request(user, pk)
     try:
         services.request_cancel(actor=user, request_id=role_request.pk)
     except (ValidationError, services.RequestConflict) as error:

@@ -6,23 +6,9 @@ from django import template
 from django.utils import timezone
 from django.utils.html import format_html
 
+from pim_portal.humanize import duration_words, when
+
 register = template.Library()
-
-
-def duration_words(value: timedelta | None) -> str:
-    if value is None:
-        return "permanent"
-    seconds = int(value.total_seconds())
-    if seconds <= 0:
-        return "0 minutes"
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes = rest // 60
-    parts = []
-    for amount, unit in ((days, "day"), (hours, "hour"), (minutes, "minute")):
-        if amount:
-            parts.append(f"{amount} {unit}{'' if amount == 1 else 's'}")
-    return " ".join(parts[:2]) if parts else "less than a minute"
 
 
 @register.filter
@@ -30,16 +16,7 @@ def duration(value: timedelta | None) -> str:
     return duration_words(value)
 
 
-@register.filter
-def when(value: datetime | None, empty: str = "Permanent") -> str:
-    """A moment in the viewer's time zone, with the zone named: '2026-11-29 14:05 CET'."""
-    if value is None:
-        return empty
-    try:
-        local = timezone.localtime(value)
-    except (OverflowError, ValueError):  # a date at the edge of the calendar: show it in UTC
-        return f"{value:%Y-%m-%d %H:%M} UTC"
-    return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
+register.filter("when", when)
 
 
 @register.filter
@@ -85,3 +62,72 @@ def status_badge(status: str, label: str = "") -> str:
         colour,
         label or status.replace("_", " ").capitalize(),
     )
+
+
+# Statuses in words a person uses ----------------------------------------------------------
+# The stored status follows the Graph API ("provisioned"); people read what happened.
+# Keys are the status and action values (strings), so this core module imports no app.
+
+STATUS_WORDS = {
+    "pending_approval": "Waiting for approval",
+    "scheduled": "Scheduled",
+    "provisioned": "Done",
+    "denied": "Denied",
+    "canceled": "Canceled",
+    "expired": "Not decided in time",
+    "revoked": "Ended",
+    "failed": "Failed",
+}
+DONE_WORDS = {
+    "admin_assign": "Assigned",
+    "admin_remove": "Removed",
+    "admin_update": "Updated",
+    "admin_extend": "Extended",
+    "admin_renew": "Renewed",
+    "self_activate": "Activated",
+    "self_deactivate": "Deactivated",
+    "self_extend": "Extended",
+    "self_renew": "Renewed",
+}
+
+
+def status_words_for(status: str, action: str = "") -> str:
+    """'provisioned' of an activation reads 'Activated', of a removal 'Removed'."""
+    if status == "provisioned" and action in DONE_WORDS:
+        return DONE_WORDS[action]
+    if status == "revoked" and action == "self_deactivate":
+        return "Deactivated"
+    return STATUS_WORDS.get(status, status.replace("_", " ").capitalize())
+
+
+def _current_status(request) -> str:
+    # The status the clock gives (a pending request past its deadline has lapsed).
+    return getattr(request, "current_status", None) or request.status
+
+
+@register.filter
+def status_words(status: str) -> str:
+    """A bare status value in words, for filters that list statuses without an action."""
+    return status_words_for(str(status))
+
+
+@register.filter
+def request_status(request) -> str:
+    """A request's status now, in words fitting its action."""
+    return status_words_for(_current_status(request), request.action)
+
+
+@register.simple_tag
+def request_badge(request) -> str:
+    """The badge of a request's status now, coloured by status, worded by action."""
+    status = _current_status(request)
+    return status_badge(status, status_words_for(status, request.action))
+
+
+@register.filter
+def time_left(assignment) -> str:
+    """'starts in 2 days' before the start; the time to the end once in force."""
+    start = getattr(assignment, "start", None)
+    if start is not None and start > timezone.now():
+        return f"starts in {duration_words(start - timezone.now())}"
+    return remaining(assignment.end)

@@ -78,7 +78,7 @@ def submit(
     """The user asks to activate the role (eligible for it at `scope` or the root)."""
     eligible = eligible_for(user, role_name, scope)
     return services.request_activate(
-        user=user,
+        actor=user,
         eligible=eligible,
         start=start,
         duration=duration,

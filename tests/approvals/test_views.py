@@ -163,7 +163,7 @@ def test_extend_request_page_lets_the_administrator_change_start_end_and_type(
     assignment = Assignment.objects.get(principal_user=eligible_user, role__name=PRA)
     Assignment.objects.filter(pk=assignment.pk).update(end=timezone.now() + timedelta(days=3))
     request = services.request_extend(
-        user=eligible_user, assignment_id=assignment.pk, justification="Still needed"
+        actor=eligible_user, assignment_id=assignment.pk, justification="Still needed"
     )
     client = client_for(pra)
     page = client.get(detail_url(request)).content.decode()
@@ -190,7 +190,7 @@ def test_extend_approved_with_an_end_in_the_year_9999_is_refused_on_the_page(
     assignment = Assignment.objects.get(principal_user=eligible_user, role__name=PRA)
     Assignment.objects.filter(pk=assignment.pk).update(end=timezone.now() + timedelta(days=3))
     request = services.request_extend(
-        user=eligible_user, assignment_id=assignment.pk, justification="Still needed"
+        actor=eligible_user, assignment_id=assignment.pk, justification="Still needed"
     )
     response = client_for(pra).post(
         decide_url(request),

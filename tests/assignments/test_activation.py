@@ -45,7 +45,7 @@ def eligible_for(user, role_name=PRA) -> Assignment:
 def activate(user, role_name=PRA, **kw):
     kw.setdefault("duration", HOUR)
     kw.setdefault("justification", "Incident 42")
-    return services.request_activate(user=user, eligible=eligible_for(user, role_name), **kw)
+    return services.request_activate(actor=user, eligible=eligible_for(user, role_name), **kw)
 
 
 def messages_of(error: ValidationError) -> str:
@@ -178,8 +178,9 @@ def test_wrong_mfa_code_is_refused_and_audited(eligible_user):
 def test_missing_mfa_code_is_refused(eligible_user):
     relax(PRA, require_mfa_on_activation=True)
     make_device(eligible_user)
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError) as error:
         activate(eligible_user, mfa_code="")
+    assert error.value.message_dict == {"mfa_code": ["The MFA code is wrong or was already used."]}
     assert nothing_created(eligible_user)
 
 
@@ -202,10 +203,11 @@ def test_mfa_is_asked_at_every_activation_not_once(eligible_user, clock):
     relax(PRA, require_mfa_on_activation=True)
     device = make_device(eligible_user)
     first = activate(eligible_user, mfa_code=code_for(device))
-    services.request_deactivate(user=eligible_user, assignment_id=first.result_assignment_id)
+    services.request_deactivate(actor=eligible_user, assignment_id=first.result_assignment_id)
     clock.shift(timedelta(minutes=2))
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError) as error:
         activate(eligible_user, mfa_code="")
+    assert error.value.message_dict == {"mfa_code": ["The MFA code is wrong or was already used."]}
     assert activate(eligible_user, mfa_code=code_for(device)).status == RequestStatus.PROVISIONED
 
 
@@ -231,8 +233,11 @@ def test_rule_problems_are_reported_before_the_mfa_code_is_spent(eligible_user):
     relax(PRA, require_mfa_on_activation=True, require_justification_on_activation=True)
     device = make_device(eligible_user)
     code = code_for(device)
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError) as error:
         activate(eligible_user, justification="", mfa_code=code)
+    assert error.value.message_dict == {
+        "justification": ["A justification is required to activate Privileged Role Administrator."]
+    }
     assert not events("pim.security.mfa_failed").exists()
     # The same code still works once the justification is given.
     assert activate(eligible_user, mfa_code=code).status == RequestStatus.PROVISIONED
@@ -345,6 +350,7 @@ def test_every_broken_rule_is_reported_at_once(eligible_user):
     with pytest.raises(ValidationError) as error:
         activate(eligible_user, justification="", duration=timedelta(minutes=1))
     assert len(error.value.messages) == 3
+    assert set(error.value.message_dict) == {"duration_hours", "justification", "ticket_number"}
 
 
 # Already active -----------------------------------------------------------------------------
@@ -364,8 +370,11 @@ def test_activating_a_role_already_in_force_is_refused(eligible_user):
 def test_activating_a_role_already_scheduled_is_refused(eligible_user):
     relax(PRA)
     activate(eligible_user, start=T0 + timedelta(hours=5))
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError) as error:
         activate(eligible_user)
+    assert "Privileged Role Administrator at Directory is already active or requested for you." in (
+        messages_of(error)
+    )
 
 
 def test_same_role_at_another_scope_is_not_a_duplicate(eligible_user, tree):
@@ -430,8 +439,8 @@ def test_former_group_member_cannot_activate(tree):
     assign(group, PRA, kind=AssignmentKind.ELIGIBLE)
     eligible = eligible_for(member)
     group.user_set.remove(member)
-    with pytest.raises(ValidationError):
-        services.request_activate(user=member, eligible=eligible, justification="x")
+    with pytest.raises(ValidationError, match="not yours or is no longer in force"):
+        services.request_activate(actor=member, eligible=eligible, justification="x")
 
 
 # Foreign and unknown ids --------------------------------------------------------------------
@@ -441,7 +450,7 @@ def test_someone_elses_eligible_assignment_is_refused_and_audited(eligible_user,
     relax(PRA)
     theirs = eligible_for(eligible_user)
     with pytest.raises(ValidationError) as error:
-        services.request_activate(user=outsider, eligible=theirs, justification="x")
+        services.request_activate(actor=outsider, eligible=theirs, justification="x")
     assert "not yours" in messages_of(error)
     assert events("pim.security.foreign_object").filter(actor=outsider).count() == 1
     assert not grants_for(outsider).can_manage_directory()
@@ -449,14 +458,14 @@ def test_someone_elses_eligible_assignment_is_refused_and_audited(eligible_user,
 
 
 def test_unknown_eligible_id_is_refused_without_a_security_event(outsider):
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match="not yours or is no longer in force"):
         services.get_own_eligible(outsider, 999_999)
     assert not events("pim.security.foreign_object").exists()
 
 
 def test_an_active_assignment_cannot_be_activated(pra):
     mine = Assignment.objects.get(principal_user=pra)
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match="not yours or is no longer in force"):
         services.get_own_eligible(pra, mine.pk)
 
 
@@ -464,8 +473,8 @@ def test_an_eligibility_that_ended_cannot_be_activated(eligible_user, clock):
     relax(PRA)
     eligible = eligible_for(eligible_user)
     clock.move_to(eligible.end)
-    with pytest.raises(ValidationError):
-        services.request_activate(user=eligible_user, eligible=eligible, justification="x")
+    with pytest.raises(ValidationError, match="not yours or is no longer in force"):
+        services.request_activate(actor=eligible_user, eligible=eligible, justification="x")
 
 
 # Bulk ---------------------------------------------------------------------------------------
@@ -475,7 +484,7 @@ def bulk(user, items, **kw):
     kw.setdefault("start", None)
     kw.setdefault("duration", HOUR)
     kw.setdefault("justification", "Change 7")
-    return services.request_activate_many(user=user, items=items, **kw)
+    return services.request_activate_many(actor=user, items=items, **kw)
 
 
 def test_bulk_activation_with_one_failing_item(eligible_user, tree):
@@ -559,7 +568,7 @@ def test_deactivation_ends_the_activation_at_once(eligible_user, clock):
     relax(PRA)
     activation = activate(eligible_user).result_assignment
     clock.shift(timedelta(minutes=10))
-    request = services.request_deactivate(user=eligible_user, assignment_id=activation.pk)
+    request = services.request_deactivate(actor=eligible_user, assignment_id=activation.pk)
     activation.refresh_from_db()
     assert request.status == RequestStatus.REVOKED
     assert request.action == RequestAction.SELF_DEACTIVATE
@@ -571,24 +580,24 @@ def test_deactivation_ends_the_activation_at_once(eligible_user, clock):
 def test_deactivating_someone_elses_activation_is_refused(eligible_user, outsider):
     relax(PRA)
     activation = activate(eligible_user).result_assignment
-    with pytest.raises(ValidationError):
-        services.request_deactivate(user=outsider, assignment_id=activation.pk)
+    with pytest.raises(ValidationError, match="That activation is not yours"):
+        services.request_deactivate(actor=outsider, assignment_id=activation.pk)
     assert grants_for(eligible_user).can_manage_directory()
 
 
 def test_an_assignment_made_by_an_administrator_cannot_be_deactivated(pra):
     mine = Assignment.objects.get(principal_user=pra)
-    with pytest.raises(ValidationError):
-        services.request_deactivate(user=pra, assignment_id=mine.pk)
+    with pytest.raises(ValidationError, match="That activation is not yours"):
+        services.request_deactivate(actor=pra, assignment_id=mine.pk)
 
 
 def test_deactivating_twice_is_refused(eligible_user, clock):
     relax(PRA)
     activation = activate(eligible_user).result_assignment
     clock.shift(timedelta(minutes=1))
-    services.request_deactivate(user=eligible_user, assignment_id=activation.pk)
+    services.request_deactivate(actor=eligible_user, assignment_id=activation.pk)
     with pytest.raises(ValidationError) as error:
-        services.request_deactivate(user=eligible_user, assignment_id=activation.pk)
+        services.request_deactivate(actor=eligible_user, assignment_id=activation.pk)
     assert "already ended" in messages_of(error)
     assert events("pim.request.deactivated").count() == 1
 
@@ -597,7 +606,7 @@ def test_after_deactivation_the_role_can_be_activated_again(eligible_user, clock
     relax(PRA)
     activation = activate(eligible_user).result_assignment
     clock.shift(timedelta(minutes=1))
-    services.request_deactivate(user=eligible_user, assignment_id=activation.pk)
+    services.request_deactivate(actor=eligible_user, assignment_id=activation.pk)
     assert activate(eligible_user).status == RequestStatus.PROVISIONED
 
 
@@ -631,7 +640,7 @@ def test_canceling_twice_is_a_clear_refusal(eligible_user):
 def test_someone_else_cannot_cancel_a_request(eligible_user, outsider):
     relax(PRA, require_approval=True)
     request = activate(eligible_user)
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match="Only the requester or an administrator can cancel"):
         services.request_cancel(actor=outsider, request_id=request.pk)
     request.refresh_from_db()
     assert request.status == RequestStatus.PENDING_APPROVAL
@@ -644,7 +653,7 @@ def test_extend_request_for_an_assignment_ending_within_14_days(eligible_user):
     eligible = eligible_for(eligible_user)
     Assignment.objects.filter(pk=eligible.pk).update(end=T0 + timedelta(days=10))
     request = services.request_extend(
-        user=eligible_user, assignment_id=eligible.pk, justification="Still on call"
+        actor=eligible_user, assignment_id=eligible.pk, justification="Still on call"
     )
     assert request.action == RequestAction.SELF_EXTEND
     assert request.status == RequestStatus.PENDING_APPROVAL
@@ -654,30 +663,30 @@ def test_extend_request_for_an_assignment_ending_within_14_days(eligible_user):
 def test_extend_request_is_refused_more_than_14_days_before_the_end(eligible_user):
     eligible = eligible_for(eligible_user)  # ends in 30 days
     with pytest.raises(ValidationError, match="within 14 days"):
-        services.request_extend(user=eligible_user, assignment_id=eligible.pk, justification="x")
+        services.request_extend(actor=eligible_user, assignment_id=eligible.pk, justification="x")
 
 
 def test_extend_request_needs_a_justification(eligible_user):
     eligible = eligible_for(eligible_user)
     Assignment.objects.filter(pk=eligible.pk).update(end=T0 + timedelta(days=10))
     with pytest.raises(ValidationError, match="justification is required"):
-        services.request_extend(user=eligible_user, assignment_id=eligible.pk, justification="")
+        services.request_extend(actor=eligible_user, assignment_id=eligible.pk, justification="")
     assert not RoleRequest.objects.exists()
 
 
 def test_extend_request_twice_is_refused(eligible_user):
     eligible = eligible_for(eligible_user)
     Assignment.objects.filter(pk=eligible.pk).update(end=T0 + timedelta(days=10))
-    services.request_extend(user=eligible_user, assignment_id=eligible.pk, justification="x")
+    services.request_extend(actor=eligible_user, assignment_id=eligible.pk, justification="x")
     with pytest.raises(ValidationError, match="already have a request pending"):
-        services.request_extend(user=eligible_user, assignment_id=eligible.pk, justification="x")
+        services.request_extend(actor=eligible_user, assignment_id=eligible.pk, justification="x")
 
 
 def test_renew_request_for_an_assignment_ended_in_the_last_30_days(eligible_user, clock):
     eligible = eligible_for(eligible_user)
     clock.move_to(eligible.end + timedelta(days=29))
     request = services.request_renew(
-        user=eligible_user, assignment_id=eligible.pk, justification="Back on the project"
+        actor=eligible_user, assignment_id=eligible.pk, justification="Back on the project"
     )
     assert request.action == RequestAction.SELF_RENEW
     assert request.status == RequestStatus.PENDING_APPROVAL
@@ -687,13 +696,13 @@ def test_renew_request_is_refused_after_30_days(eligible_user, clock):
     eligible = eligible_for(eligible_user)
     clock.move_to(eligible.end + timedelta(days=31))
     with pytest.raises(ValidationError, match="last 30 days"):
-        services.request_renew(user=eligible_user, assignment_id=eligible.pk, justification="x")
+        services.request_renew(actor=eligible_user, assignment_id=eligible.pk, justification="x")
 
 
 def test_renew_request_is_refused_before_the_end(eligible_user):
     eligible = eligible_for(eligible_user)
-    with pytest.raises(ValidationError):
-        services.request_renew(user=eligible_user, assignment_id=eligible.pk, justification="x")
+    with pytest.raises(ValidationError, match="ended in the last 30 days can be renewed"):
+        services.request_renew(actor=eligible_user, assignment_id=eligible.pk, justification="x")
 
 
 def test_group_assignment_cannot_be_extended_by_a_member(tree):
@@ -701,8 +710,8 @@ def test_group_assignment_cannot_be_extended_by_a_member(tree):
     group_eligible = assign(
         make_group("Ops", member), PRA, kind=AssignmentKind.ELIGIBLE, end=T0 + timedelta(days=3)
     )
-    with pytest.raises(ValidationError):
-        services.request_extend(user=member, assignment_id=group_eligible.pk, justification="x")
+    with pytest.raises(ValidationError, match="That assignment is not yours or has ended"):
+        services.request_extend(actor=member, assignment_id=group_eligible.pk, justification="x")
 
 
 # Mail ---------------------------------------------------------------------------------------
@@ -779,7 +788,7 @@ def test_two_submissions_at_the_same_moment_make_one_request(eligible_user, appr
 
     def submit():
         return services.request_activate(
-            user=eligible_user, eligible=eligible, duration=HOUR, justification="x"
+            actor=eligible_user, eligible=eligible, duration=HOUR, justification="x"
         )
 
     results = race(submit, submit)

@@ -20,7 +20,7 @@ def member(db):
     group = make_group("Identity Team", user)
     eligible = assign(group, PRA, kind=AssignmentKind.ELIGIBLE)
     request = services.request_activate(
-        user=user, eligible=eligible, duration=timedelta(hours=2), justification="on call"
+        actor=user, eligible=eligible, duration=timedelta(hours=2), justification="on call"
     )
     assert grants_for(user).can_manage_directory()
     return user, group, request.result_assignment
@@ -70,7 +70,7 @@ def test_a_direct_activation_survives_leaving_a_group(db):
     assign(group, PRA, kind=AssignmentKind.ELIGIBLE)
     direct = assign(user, PRA, kind=AssignmentKind.ELIGIBLE)
     services.request_activate(
-        user=user, eligible=direct, duration=timedelta(hours=2), justification="on call"
+        actor=user, eligible=direct, duration=timedelta(hours=2), justification="on call"
     )
 
     group.user_set.remove(user)

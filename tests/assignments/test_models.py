@@ -116,8 +116,10 @@ def test_non_root_without_parent_violates_the_constraint(db):
 
 def test_root_with_a_parent_fails_model_validation(tree):
     bad = Scope(name="Second root", slug="x", kind=ScopeKind.ROOT, parent=tree["mg"], path="/x/")
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError) as refused:
         bad.validate_constraints()
+    [message] = refused.value.messages
+    assert "scope_only_root_has_no_parent" in message
 
 
 def test_is_at_or_below(tree):

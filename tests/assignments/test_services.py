@@ -144,8 +144,12 @@ def test_create_refusal_lists_every_problem(pra, outsider):
 
 def test_create_refusal_writes_nothing(pra, outsider):
     before = AuditEvent.objects.count()
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError) as refused:
         _create(pra, [outsider], end=None)
+    assert refused.value.messages == [
+        "Permanent eligible assignments are not allowed for User Administrator: "
+        "set an end at most 365 days after the start."
+    ]
     assert not Assignment.objects.filter(principal_user=outsider).exists()
     assert not RoleRequest.objects.exists()
     assert AuditEvent.objects.count() == before
@@ -175,8 +179,11 @@ def test_create_with_the_same_principal_twice_makes_one_assignment(pra, outsider
 
 def test_create_duplicate_of_an_upcoming_assignment_is_refused(pra, outsider):
     _create(pra, [outsider], start=T0 + timedelta(days=2), end=T0 + timedelta(days=10))
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError) as refused:
         _create(pra, [outsider])
+    assert refused.value.messages == [
+        "Oscar Outsider already has an eligible assignment of User Administrator at Directory."
+    ]
 
 
 def test_create_same_role_of_the_other_kind_is_allowed(pra, outsider):
@@ -232,8 +239,11 @@ def test_create_follows_the_settings_of_the_scope(resource_owner, outsider, tree
     RolePolicy.objects.create(
         role=role("Contributor"), scope=tree["sub"], eligible_expire_after_days=7
     )
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError) as refused:
         _create(resource_owner, [outsider], "Contributor", scope=tree["rg"])
+    assert refused.value.messages == [
+        "The settings of Contributor allow eligible assignments of at most 7 days."
+    ]
     [request] = _create(
         resource_owner, [outsider], "Contributor", scope=tree["rg"], end=T0 + timedelta(days=7)
     )
@@ -443,8 +453,12 @@ def test_remove_global_administrator_allowed_when_another_remains(pra, global_ad
 def test_remove_global_administrator_refused_when_the_other_one_is_disabled(pra, global_admin):
     assign(make_user("gary", is_active=False), "Global Administrator", permanent=True)
     held = Assignment.objects.get(principal_user=global_admin)
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError) as refused:
         services.assignment_remove(actor=pra, assignment=held)
+    assert refused.value.messages == [
+        "Gina Global holds the last active Global Administrator assignment: "
+        "assign another Global Administrator before removing this one."
+    ]
 
 
 def test_remove_eligible_global_administrator_refused_when_its_activation_is_the_last(
@@ -529,20 +543,24 @@ def test_update_end_in_the_past_is_refused(pra, outsider):
 
 def test_update_longer_than_settings_allow_is_refused(pra, outsider):
     held = _held(outsider, "User Administrator", end=T0 + timedelta(days=5))
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError) as refused:
         services.assignment_update(
             actor=pra, assignment=held, start=None, end=T0 + timedelta(days=400)
         )
+    assert refused.value.messages == [
+        "The settings of User Administrator allow active assignments of at most 180 days."
+    ]
 
 
 def test_update_of_an_ended_assignment_is_refused(pra, outsider):
     held = _held(
         outsider, "User Administrator", start=T0 - timedelta(days=2), end=T0 - timedelta(days=1)
     )
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError) as refused:
         services.assignment_update(
             actor=pra, assignment=held, start=None, end=T0 + timedelta(days=1)
         )
+    assert refused.value.messages == ["This assignment has ended: renew it instead."]
 
 
 def test_update_shortening_last_global_administrator_to_an_end_is_refused(pra, global_admin):
@@ -600,8 +618,11 @@ def test_extend_to_an_earlier_end_is_refused(pra, outsider):
 
 def test_extend_beyond_the_settings_is_refused(pra, outsider):
     held = _held(outsider, "User Administrator", end=T0 + timedelta(days=5))
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError) as refused:
         services.assignment_extend(actor=pra, assignment=held, end=T0 + timedelta(days=366))
+    assert refused.value.messages == [
+        "The settings of User Administrator allow active assignments of at most 180 days."
+    ]
 
 
 def test_extend_of_a_permanent_assignment_is_refused(pra, outsider):
@@ -760,7 +781,7 @@ def test_policy_update_replaces_approvers(pra, approver):
 
 
 def test_policy_update_resource_role_approval_without_approvers_is_refused(resource_owner, tree):
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match="Name at least one approver"):
         services.policy_update(
             actor=resource_owner,
             role=role("Contributor"),
@@ -781,7 +802,7 @@ def test_policy_update_cannot_drop_approvers_while_approval_stays_on(
         values={"require_approval": True},
         approver_users=[approver],
     )
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match="Name at least one approver"):
         services.policy_update(
             actor=resource_owner,
             role=contributor,

@@ -48,7 +48,7 @@ def activate(user, role_name=PRA, **kw):
     relax(role_name)
     eligible = queries.eligible_assignments(user).get(role__name=role_name)
     kw.setdefault("duration", HOUR)
-    return services.request_activate(user=user, eligible=eligible, justification="x", **kw)
+    return services.request_activate(actor=user, eligible=eligible, justification="x", **kw)
 
 
 def events(action):
@@ -93,7 +93,7 @@ def test_deactivation_moves_the_end_task_to_now(
         activation = activate(eligible_user).result_assignment
     clock.shift(timedelta(minutes=5))
     with django_capture_on_commit_callbacks(execute=True):
-        services.request_deactivate(user=eligible_user, assignment_id=activation.pk)
+        services.request_deactivate(actor=eligible_user, assignment_id=activation.pk)
     at_end = Schedule.objects.get(name=f"pim: end assignment {activation.pk}")
     assert at_end.next_run == T0 + timedelta(minutes=5)
 

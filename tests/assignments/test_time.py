@@ -31,7 +31,7 @@ def clock():
 def activate(user, **kw):
     eligible = queries.eligible_assignments(user).get(role__name=PRA)
     kw.setdefault("duration", timedelta(hours=1))
-    return services.request_activate(user=user, eligible=eligible, justification="x", **kw)
+    return services.request_activate(actor=user, eligible=eligible, justification="x", **kw)
 
 
 def no_worker_ran():

@@ -17,7 +17,9 @@ def test_administrator_makes_a_user_eligible_for_security_reader(page, login, pr
     login(page, pra.username)
     page.goto(f"/roles/{security_reader.pk}/")
     page.get_by_role("link", name="Add assignments").click()
-    page.check(f"input[name=principals][value='user:{outsider.pk}']")
+    page.fill("[data-principal-input]", "outs")  # search, then pick from the matches
+    page.locator(f"[data-principal-matches] [data-id='user:{outsider.pk}']").click()
+    expect(page.locator("[data-principal-chip]")).to_have_text(["Oscar Outsider (oscar)"])
     page.check("input[name=kind][value=eligible]")
     page.fill("input[name=end]", end)
     page.fill("[name=justification]", "Joins the quarterly access review")

@@ -75,7 +75,8 @@ def test_code_that_is_not_digits_is_refused(clock, outsider, device, code):
 
 
 def test_code_of_an_unconfirmed_device_is_refused(clock, outsider):
-    pending = mfa.pending_device(outsider)
+    # Left by the old enrolment page, which saved an unconfirmed device on every visit.
+    pending = TOTPDevice.objects.create(user=outsider, name="Phone", confirmed=False)
     assert not mfa.verify_code(outsider, _code(pending))
 
 
@@ -84,13 +85,33 @@ def test_code_of_another_users_device_is_refused(clock, outsider, device, approv
 
 
 def test_has_device_only_once_confirmed(outsider):
-    pending = mfa.pending_device(outsider)
+    pending = TOTPDevice.objects.create(user=outsider, name="Phone", confirmed=False)
     assert not mfa.has_device(outsider)
     pending.confirmed = True
     pending.save()
     assert mfa.has_device(outsider)
 
 
-def test_pending_device_is_reused(outsider):
-    assert mfa.pending_device(outsider) == mfa.pending_device(outsider)
-    assert TOTPDevice.objects.filter(user=outsider).count() == 1
+# A new device's first code, checked before the device exists ---------------------------------
+
+
+def test_first_code_of_a_new_secret_gives_its_time_step(clock, outsider):
+    device = mfa.unsaved_device(outsider, mfa.new_secret())
+    assert mfa.first_code_step(device, _code(device)) == int(T0.timestamp()) // device.step
+
+
+def test_wrong_first_code_of_a_new_secret_is_refused(clock, outsider):
+    device = mfa.unsaved_device(outsider, mfa.new_secret())
+    wrong = f"{(int(_code(device)) + 1) % 10**device.digits:06d}"
+    assert mfa.first_code_step(device, wrong) is None
+
+
+def test_checking_a_first_code_saves_no_device(clock, outsider):
+    device = mfa.unsaved_device(outsider, mfa.new_secret())
+    mfa.first_code_step(device, _code(device))
+    mfa.first_code_step(device, "000000")
+    assert not TOTPDevice.objects.exists()
+
+
+def test_new_secrets_differ():
+    assert mfa.new_secret() != mfa.new_secret()

@@ -145,3 +145,48 @@ def test_unknown_time_zone_stops_the_portal():
     result = _manage("check", env=_production_env(TIME_ZONE="Mars/Olympus"))
     assert result.returncode != 0
     assert "TIME_ZONE='Mars/Olympus'" in result.stderr
+
+
+def _last_line(result: subprocess.CompletedProcess) -> list[str]:
+    """What `shell -c` printed last (it first says how many objects it imported)."""
+    return result.stdout.strip().splitlines()[-1].split()
+
+
+def test_kept_database_connections_are_health_checked():
+    """A connection kept by DATABASE_CONN_MAX_AGE that a database restart killed is replaced."""
+    from django.conf import settings
+
+    assert settings.DATABASES["default"]["CONN_HEALTH_CHECKS"] is True
+
+
+def test_kept_database_connections_are_health_checked_with_production_settings():
+    result = _manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; d = settings.DATABASES['default'];"
+        "print(d['CONN_MAX_AGE'], d['CONN_HEALTH_CHECKS'])",
+        env=_production_env(DATABASE_CONN_MAX_AGE="60"),
+    )
+    assert _last_line(result) == ["60", "True"], result.stderr
+
+
+def test_sign_in_throttle_is_read_from_the_environment():
+    result = _manage(
+        "shell",
+        "-c",
+        "from django.conf import settings as s;"
+        "print(s.AXES_FAILURE_LIMIT, s.SIGNIN_ADDRESS_FAILURE_LIMIT, s.AXES_COOLOFF_TIME)",
+        env=_production_env(
+            SIGNIN_FAILURE_LIMIT="3", SIGNIN_ADDRESS_FAILURE_LIMIT="50", SIGNIN_LOCKOUT_MINUTES="30"
+        ),
+    )
+    assert _last_line(result) == ["3", "50", "0:30:00"], result.stderr
+
+
+@pytest.mark.parametrize(
+    "name", ["SIGNIN_FAILURE_LIMIT", "SIGNIN_ADDRESS_FAILURE_LIMIT", "SIGNIN_LOCKOUT_MINUTES"]
+)
+def test_sign_in_throttle_below_one_stops_the_portal(name):
+    result = _manage("check", env=_production_env(**{name: "0"}))
+    assert result.returncode != 0
+    assert f"{name}=0 must be at least 1" in result.stderr

@@ -3,7 +3,7 @@ from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
-from pim_portal.templatetags.pim import when
+from pim_portal.humanize import when
 
 
 def test_when_names_the_viewers_time_zone():

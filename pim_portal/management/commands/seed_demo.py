@@ -376,7 +376,7 @@ class Seeder:
                 principal_user=u[username], role__name=role_name, kind=ELIGIBLE
             )
             services.request_activate(
-                user=u[username],
+                actor=u[username],
                 eligible=eligible,
                 duration=timedelta(hours=hours),
                 justification=justification,

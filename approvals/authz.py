@@ -1,0 +1,202 @@
+"""Who may decide a request waiting for approval, and who may see it. Built on
+assignments.authz, which answers everything else.
+
+- A self-activation is decided by the users and groups named as approvers in the role's
+  effective settings; when none are named, by the role's in-force administrators.
+- Extend and renew requests are decided by the role's administrators at the request's scope.
+- Nobody decides their own request.
+"""
+
+from collections import namedtuple
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef, Q
+
+from approvals.models import ApprovalDecision
+from assignments import authz
+from assignments.models import (
+    RequestAction,
+    RolePolicy,
+    RolePolicyGroupObjectPermission,
+    RolePolicyUserObjectPermission,
+    RoleRequest,
+    ancestor_paths,
+)
+from assignments.queries import APPROVE_PERMISSION
+from audit import log as audit_log
+
+DECIDED_BY_APPROVERS = [RequestAction.SELF_ACTIVATE]
+DECIDED_BY_ADMINISTRATORS = [RequestAction.SELF_EXTEND, RequestAction.SELF_RENEW]
+DECIDABLE_ACTIONS = DECIDED_BY_APPROVERS + DECIDED_BY_ADMINISTRATORS
+
+
+# --- Who decides ---------------------------------------------------------------------------
+
+_PolicyRow = namedtuple("_PolicyRow", "pk path depth has_approvers user_approves")
+
+
+def user_permissions(user=None):
+    rows = RolePolicyUserObjectPermission.objects.filter(
+        content_object=OuterRef("pk"), permission__codename=APPROVE_PERMISSION
+    )
+    return rows.filter(user=user) if user is not None else rows
+
+
+def group_permissions(user=None):
+    rows = RolePolicyGroupObjectPermission.objects.filter(
+        content_object=OuterRef("pk"), permission__codename=APPROVE_PERMISSION
+    )
+    return rows.filter(group__user=user) if user is not None else rows
+
+
+def policy_index(role_ids, user) -> dict[int, list[_PolicyRow]]:
+    """One query: the roles' policies, whether each names approvers, whether `user` is one."""
+    rows = (
+        RolePolicy.objects.filter(role_id__in=set(role_ids))
+        .annotate(
+            named_users=Exists(user_permissions()),
+            named_groups=Exists(group_permissions()),
+            by_user=Exists(user_permissions(user)),
+            by_group=Exists(group_permissions(user)),
+        )
+        .values_list(
+            "pk",
+            "role_id",
+            "scope__path",
+            "scope__depth",
+            "named_users",
+            "named_groups",
+            "by_user",
+            "by_group",
+        )
+    )
+    index: dict[int, list[_PolicyRow]] = {}
+    for pk, role_id, path, depth, users, groups, by_user, by_group in rows:
+        index.setdefault(role_id, []).append(
+            _PolicyRow(pk, path, depth, users or groups, by_user or by_group)
+        )
+    return index
+
+
+def _effective(index: dict[int, list[_PolicyRow]], request: RoleRequest) -> _PolicyRow | None:
+    """The row RolePolicy.objects.effective_for(role, scope) would return, from the index."""
+    above = None if request.role.is_directory_role else set(ancestor_paths(request.scope.path))
+    best = None
+    for row in index.get(request.role_id, ()):
+        if row.path is None:
+            depth = -1
+        elif above is None or row.path not in above:
+            continue
+        else:
+            depth = row.depth
+        if best is None or depth > best[0]:
+            best = (depth, row)
+    return best[1] if best else None
+
+
+def is_requester(user, request: RoleRequest) -> bool:
+    return user.pk in (request.requested_by_id, request.principal_user_id)
+
+
+def may_decide_indexed(user, request: RoleRequest, grants: authz.Grants, index) -> bool:
+    if is_requester(user, request) or not user.is_active:
+        return False
+    if request.action in DECIDED_BY_APPROVERS:
+        policy = _effective(index, request)
+        if policy is not None and policy.has_approvers:
+            return policy.user_approves
+        return grants.can_manage_role(request.role, request.scope)
+    if request.action in DECIDED_BY_ADMINISTRATORS:
+        return grants.can_manage_role(request.role, request.scope)
+    return False
+
+
+def may_decide(user, request: RoleRequest, grants: authz.Grants | None = None) -> bool:
+    """Whether the user is one of the request's deciders (whatever its state); never its own."""
+    if user is None or not user.is_authenticated:
+        return False
+    grants = grants or authz.grants_for(user)
+    return may_decide_indexed(user, request, grants, policy_index([request.role_id], user))
+
+
+def approvers_for(request: RoleRequest):
+    """The users who may decide the request (never its requester), as a queryset."""
+    User = get_user_model()
+    requester_ids = [pk for pk in (request.requested_by_id, request.principal_user_id) if pk]
+    if request.action not in DECIDABLE_ACTIONS:
+        return User.objects.none()
+    if request.action in DECIDED_BY_APPROVERS:
+        policy = RolePolicy.objects.effective_for(request.role, request.scope)
+        if policy.pk is not None:
+            user_rows = RolePolicyUserObjectPermission.objects.filter(
+                content_object=policy, permission__codename=APPROVE_PERMISSION
+            )
+            group_rows = RolePolicyGroupObjectPermission.objects.filter(
+                content_object=policy, permission__codename=APPROVE_PERMISSION
+            )
+            if user_rows.exists() or group_rows.exists():
+                return (
+                    User.objects.filter(
+                        Q(pk__in=user_rows.values("user"))
+                        | Q(groups__in=group_rows.values("group")),
+                        is_active=True,
+                    )
+                    .exclude(pk__in=requester_ids)
+                    .distinct()
+                )
+    return authz.role_administrators(request.role, request.scope).exclude(pk__in=requester_ids)
+
+
+def may_view(user, request: RoleRequest, grants: authz.Grants | None = None) -> bool:
+    """The requester, the request's deciders (and whoever decided it) and administrators."""
+    if user is None or not user.is_authenticated:
+        return False
+    if is_requester(user, request):
+        return True
+    grants = grants or authz.grants_for(user)
+    if grants.can_manage_directory() or grants.can_manage_role(request.role, request.scope):
+        return True
+    if may_decide(user, request, grants):
+        return True
+    return ApprovalDecision.objects.filter(request=request, approver=user).exists()
+
+
+def request_for_viewer(user, request_id, grants: authz.Grants | None = None) -> RoleRequest:
+    """The request when the user may see it; otherwise a 404, audited (ids do not leak)."""
+    request = RoleRequest.objects.with_related().filter(pk=request_id).first()
+    if request is not None and may_view(user, request, grants):
+        return request
+    authz.deny(user, what=f"view request {request_id}", target=request, not_found=True)
+
+
+def refuse_decision(actor, request_id, request: RoleRequest | None, message: str):
+    """Audit a decision the actor may not make, and refuse it."""
+    audit_log.record(
+        action="pim.security.forbidden",
+        actor=actor,
+        target=request,
+        principal=request.principal_name if request else "",
+        role=request.role.name if request else "",
+        scope=request.scope.path if request else "",
+        role_request_id=request.pk if request else None,
+        message=message,
+    )
+    raise PermissionDenied(message)
+
+
+NOT_YOURS = "Request #{} is not one you may decide."
+
+
+def require_may_decide(actor, request_id, request: RoleRequest | None, grants=None) -> None:
+    """Refuse (audited, PermissionDenied) anyone who may not decide the request."""
+    if request is None:
+        refuse_decision(
+            actor, request_id, None, f"Request #{request_id} is not one you may decide."
+        )
+    if is_requester(actor, request):
+        refuse_decision(actor, request_id, request, "You cannot decide your own request.")
+    if not may_decide(actor, request, grants):
+        refuse_decision(
+            actor, request_id, request, f"Request #{request_id} is not one you may decide."
+        )
