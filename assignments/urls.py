@@ -1,6 +1,6 @@
 from django.urls import path
 
-from assignments.views import manage, my, search
+from assignments.views import export, manage, my, search
 
 app_name = "assignments"
 
@@ -8,12 +8,12 @@ urlpatterns = [
     # Administrators: directory roles
     path("roles/", manage.directory_roles, name="directory_roles"),
     path("roles/<int:role_id>/", manage.role_detail, name="role_detail"),
-    path("roles/<int:role_id>/export.csv", manage.role_export, name="role_export"),
+    path("roles/<int:role_id>/export.csv", export.role_export, name="role_export"),
     path("roles/<int:role_id>/settings/", manage.policy_edit, name="policy_edit"),
     # Administrators: resources
     path("resources/", manage.resources, name="resources"),
     path("resources/<int:scope_id>/", manage.scope_detail, name="scope_detail"),
-    path("resources/<int:scope_id>/export.csv", manage.scope_export, name="scope_export"),
+    path("resources/<int:scope_id>/export.csv", export.scope_export, name="scope_export"),
     path(
         "resources/<int:scope_id>/roles/<int:role_id>/",
         manage.scope_role_detail,

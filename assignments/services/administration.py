@@ -79,6 +79,26 @@ def _already_holding(*, role: Role, scope: Scope, kind: str, principals: list, n
     ]
 
 
+def _creation_problems(
+    *, role, scope, kind, principals, start, end, justification, mfa_verified, now
+) -> list[str]:
+    """Every rule a new assignment breaks: the effective settings, MFA, a duplicate."""
+    policy = RolePolicy.objects.effective_for(role, scope)
+    problems = assignment_problems(
+        policy=policy, kind=kind, start=start, end=end, justification=justification, now=now
+    )
+    if (
+        kind == AssignmentKind.ACTIVE
+        and policy.require_mfa_on_active_assignment
+        and not mfa_verified
+    ):
+        problems.append(f"Active assignments of {role} require you to confirm with an MFA code.")
+    if not principals:
+        problems.append("Choose at least one user or group.")
+    problems += _already_holding(role=role, scope=scope, kind=kind, principals=principals, now=now)
+    return problems
+
+
 def assignment_create(
     *,
     actor: Actor,
@@ -105,19 +125,17 @@ def assignment_create(
     principals = list(dict.fromkeys(principals))  # the same principal twice is one assignment
     now = timezone.now()
     start = normalise_start(start, now)
-    policy = RolePolicy.objects.effective_for(role, scope)
-    problems = assignment_problems(
-        policy=policy, kind=kind, start=start, end=end, justification=justification, now=now
+    problems = _creation_problems(
+        role=role,
+        scope=scope,
+        kind=kind,
+        principals=principals,
+        start=start,
+        end=end,
+        justification=justification,
+        mfa_verified=mfa_verified,
+        now=now,
     )
-    if (
-        kind == AssignmentKind.ACTIVE
-        and policy.require_mfa_on_active_assignment
-        and not mfa_verified
-    ):
-        problems.append(f"Active assignments of {role} require you to confirm with an MFA code.")
-    if not principals:
-        problems.append("Choose at least one user or group.")
-    problems += _already_holding(role=role, scope=scope, kind=kind, principals=principals, now=now)
     if problems:
         raise ValidationError(problems)
 

@@ -21,6 +21,10 @@ from assignments.models import (
     RoleRequest,
 )
 from assignments.queries import eligible_assignments
+from assignments.services.administration import (
+    refuse_ending_last_global_admin,
+    shorten_activations,
+)
 from assignments.services.common import (
     UNCHANGED,
     RequestConflict,
@@ -81,6 +85,69 @@ def request_cancel(*, actor: Actor, request_id: int) -> RoleRequest:
     return request
 
 
+class _Failed(Exception):
+    """The approved request cannot be carried out; the request fails with this note."""
+
+
+def _carry_out_activation(request: RoleRequest, now: datetime) -> Assignment:
+    """An activation runs its requested duration from the approval (or its later start)."""
+    eligible = request.target_assignment
+    begin = max(request.start or now, now)
+    if eligible is None or not eligible.is_in_force(now):
+        raise _Failed("The eligible assignment ended before the approval.")
+    if not eligible_assignments(request.principal_user, now).filter(pk=eligible.pk).exists():
+        # Eligible through a group the requester has since left.
+        raise _Failed("The requester is no longer eligible for this role.")
+    return activation_from(request, eligible, begin, begin + request.duration)
+
+
+def _carry_out_extend(request: RoleRequest, actor, now, *, start, end, kind) -> Assignment:
+    """An administrator approving may change the type or move the end earlier: the same rules
+    hold as when they update the assignment directly."""
+    assignment = request.target_assignment
+    if assignment is None or assignment.has_ended(now):
+        raise _Failed("The assignment ended before the approval: renew it instead.")
+    new_end = request.end if end is UNCHANGED else end
+    new_kind = kind or assignment.kind
+    earlier = new_end is not None and (assignment.end is None or new_end < assignment.end)
+    if assignment.kind == AssignmentKind.ACTIVE and new_kind != assignment.kind:
+        refuse_ending_last_global_admin(assignment, now)
+    elif earlier:
+        refuse_ending_last_global_admin(assignment, now, new_end=new_end)
+    Assignment.objects.filter(pk=assignment.pk).update(
+        start=start or assignment.start, end=new_end, kind=new_kind, end_processed_at=None
+    )
+    if assignment.kind == new_kind == AssignmentKind.ELIGIBLE and earlier:
+        shorten_activations(assignment, end=new_end, actor=actor, request=request, now=now)
+    assignment.refresh_from_db()
+    return assignment
+
+
+def _carry_out_renew(request: RoleRequest, actor, now, *, start, end, kind) -> Assignment:
+    begin = max(start or now, now)
+    return Assignment.objects.create(
+        principal_user=request.principal_user,
+        principal_group=request.principal_group,
+        role=request.role,
+        scope=request.scope,
+        kind=kind or request.kind,
+        start=begin,
+        end=request.end if end is UNCHANGED else end,
+        created_by=user_of(actor),
+        justification=request.justification,
+    )
+
+
+def _carried_out(request: RoleRequest, actor, now, **overrides) -> Assignment:
+    if request.action == RequestAction.SELF_ACTIVATE:
+        return _carry_out_activation(request, now)
+    if request.action == RequestAction.SELF_EXTEND:
+        return _carry_out_extend(request, actor, now, **overrides)
+    if request.action == RequestAction.SELF_RENEW:
+        return _carry_out_renew(request, actor, now, **overrides)
+    raise _Failed(f"{request.get_action_display()} requests are not approved here.")
+
+
 def request_carry_out(
     *,
     actor: Actor,
@@ -95,7 +162,8 @@ def request_carry_out(
 
     An activation runs for its requested duration from the approval (or its later requested
     start), so a late approval does not eat the user's time. An extend or renew takes the
-    administrator's start, end and kind when given.
+    administrator's start, end and kind when given. What can no longer be done fails the
+    request with a note (the eligibility ended, the requester left the group).
     """
     actor = Actor.of(actor)
     now = timezone.now()
@@ -108,75 +176,12 @@ def request_carry_out(
         if request.approval_deadline and request.approval_deadline <= now:
             raise RequestConflict("That request has lapsed: its approval window has passed.")
         before = request_snapshot(request)
-        assignment = None
-        failure = ""
-        if request.action == RequestAction.SELF_ACTIVATE:
-            eligible = request.target_assignment
-            begin = max(request.start or now, now)
-            if eligible is None or not eligible.is_in_force(now):
-                failure = "The eligible assignment ended before the approval."
-            elif (
-                not eligible_assignments(request.principal_user, now)
-                .filter(pk=eligible.pk)
-                .exists()
-            ):
-                # Eligible through a group the requester has since left.
-                failure = "The requester is no longer eligible for this role."
-            else:
-                assignment = activation_from(request, eligible, begin, begin + request.duration)
-        elif request.action == RequestAction.SELF_EXTEND:
-            assignment = request.target_assignment
-            if assignment is None or assignment.has_ended(now):
-                failure = "The assignment ended before the approval: renew it instead."
-            else:
-                from assignments.services import (
-                    refuse_ending_last_global_admin,
-                    shorten_activations,
-                )
-
-                new_end = request.end if end is UNCHANGED else end
-                new_kind = kind or assignment.kind
-                earlier = new_end is not None and (
-                    assignment.end is None or new_end < assignment.end
-                )
-                # An administrator approving may change the type or move the end earlier:
-                # the same rules hold as when they update the assignment directly.
-                if assignment.kind == AssignmentKind.ACTIVE and new_kind != assignment.kind:
-                    refuse_ending_last_global_admin(assignment, now)
-                elif earlier:
-                    refuse_ending_last_global_admin(assignment, now, new_end=new_end)
-                Assignment.objects.filter(pk=assignment.pk).update(
-                    start=start or assignment.start,
-                    end=new_end,
-                    kind=new_kind,
-                    end_processed_at=None,
-                )
-                if assignment.kind == new_kind == AssignmentKind.ELIGIBLE and earlier:
-                    shorten_activations(
-                        assignment, end=new_end, actor=actor, request=request, now=now
-                    )
-                assignment.refresh_from_db()
-        elif request.action == RequestAction.SELF_RENEW:
-            old = request.target_assignment
-            begin = max(start or now, now)
-            assignment = Assignment.objects.create(
-                principal_user=request.principal_user,
-                principal_group=request.principal_group,
-                role=request.role,
-                scope=request.scope,
-                kind=kind or request.kind,
-                start=begin,
-                end=request.end if end is UNCHANGED else end,
-                created_by=user_of(actor),
-                justification=request.justification,
-            )
-            if old is not None:
-                request.target_assignment = old
-        else:
-            failure = f"{request.get_action_display()} requests are not approved here."
-        if failure:
-            request.status = RequestStatus.FAILED
-            request.status_note = failure
+        assignment, failure = None, ""
+        try:
+            assignment = _carried_out(request, actor, now, start=start, end=end, kind=kind)
+        except _Failed as failed:
+            failure = str(failed)
+            request.status, request.status_note = RequestStatus.FAILED, failure
         else:
             request.result_assignment = assignment
             request.start, request.end = assignment.start, assignment.end

@@ -1,18 +1,6 @@
 // Small progressive enhancements; every page works without them.
 (function () {
   "use strict";
-  // Filter a list of checkboxes by typing: <input data-filter-target="#id">.
-  document.querySelectorAll("[data-filter-target]").forEach(function (input) {
-    var list = document.querySelector(input.getAttribute("data-filter-target"));
-    if (!list) { return; }
-    input.addEventListener("input", function () {
-      var needle = input.value.trim().toLowerCase();
-      list.querySelectorAll("[data-filter-text]").forEach(function (item) {
-        var hay = item.getAttribute("data-filter-text").toLowerCase();
-        item.classList.toggle("d-none", needle !== "" && hay.indexOf(needle) === -1);
-      });
-    });
-  });
   // Select-all checkbox: <input type="checkbox" data-select-all="name">.
   document.querySelectorAll("[data-select-all]").forEach(function (box) {
     box.addEventListener("change", function () {

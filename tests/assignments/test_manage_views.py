@@ -311,7 +311,7 @@ def test_add_form_has_every_field_and_an_assign_button(client_for, pra):
 
     content = response.content.decode()
     assert 'value="Assign"' in content
-    assert 'data-principal-picker' in content  # a search, not a list of every user
+    assert "data-principal-picker" in content  # a search, not a list of every user
     for name in ("principals", "role", "scope", "kind", "permanent", "start", "end"):
         assert f'name="{name}"' in content
     for name in ("justification", "ticket_number", "ticket_system", "mfa_code"):
