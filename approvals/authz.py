@@ -10,7 +10,6 @@ assignments.authz, which answers everything else.
 from collections import namedtuple
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q
 
 from approvals.models import ApprovalDecision
@@ -24,7 +23,6 @@ from assignments.models import (
     ancestor_paths,
 )
 from assignments.queries import APPROVE_PERMISSION
-from audit import log as audit_log
 
 DECIDED_BY_APPROVERS = [RequestAction.SELF_ACTIVATE]
 DECIDED_BY_ADMINISTRATORS = [RequestAction.SELF_EXTEND, RequestAction.SELF_RENEW]
@@ -171,18 +169,16 @@ def request_for_viewer(user, request_id, grants: authz.Grants | None = None) -> 
 
 
 def refuse_decision(actor, request_id, request: RoleRequest | None, message: str):
-    """Audit a decision the actor may not make, and refuse it."""
-    audit_log.record(
-        action="pim.security.forbidden",
-        actor=actor,
+    """Audit a decision the actor may not make, and refuse it (403), through authz.deny."""
+    authz.deny(
+        actor,
+        what=message,
         target=request,
         principal=request.principal_name if request else "",
         role=request.role.name if request else "",
         scope=request.scope.path if request else "",
         role_request_id=request.pk if request else None,
-        message=message,
     )
-    raise PermissionDenied(message)
 
 
 NOT_YOURS = "Request #{} is not one you may decide."

@@ -135,9 +135,17 @@ def _grants(actor, grants: Grants | None) -> Grants:
 
 
 def deny(
-    actor, *, what: str, target=None, not_found: bool = False, action="pim.security.forbidden"
+    actor,
+    *,
+    what: str,
+    target=None,
+    not_found: bool = False,
+    action: str = "pim.security.forbidden",
+    **context,
 ):
-    """Audit a refused action and raise 403 (or 404 where the object itself is private)."""
+    """The one way to refuse: audit the refused action (with any `context` the audit log
+    takes: principal, role, scope, role_request_id) and raise 403, or 404 where even the
+    object's existence is private."""
     if isinstance(actor, Actor):
         actor = actor.user
     audit_log.record(
@@ -145,6 +153,7 @@ def deny(
         actor=actor if getattr(actor, "is_authenticated", False) else None,
         target=target,
         message=what,
+        **context,
     )
     if not_found:
         raise Http404(what)
@@ -342,6 +351,16 @@ def may_renew(user, assignment: Assignment, now: datetime | None = None) -> bool
         and assignment.activated_from_id is None
         and assignment.end is not None
         and now - RENEW_WINDOW <= assignment.end <= now
+    )
+
+
+def may_activate(eligible: Assignment, *, activation, pending: bool, now: datetime) -> bool:
+    """An eligible assignment in force, with no request waiting and no activation at its own
+    scope (active at a narrower scope of a resource role, the rest can still be activated)."""
+    return (
+        eligible.is_in_force(now)
+        and not pending
+        and (activation is None or activation.scope_id != eligible.scope_id)
     )
 
 

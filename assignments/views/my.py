@@ -153,11 +153,10 @@ def my_roles(request):
                 "upcoming": assignment.is_upcoming(now),
                 "activation": activation,
                 "pending": assignment.pk in pending,
-                # Active at a narrower scope of a resource role: the rest can still be activated.
                 "can_activate": tab == "eligible"
-                and assignment.is_in_force(now)
-                and assignment.pk not in pending
-                and (activation is None or activation.scope_id != assignment.scope_id),
+                and authz.may_activate(
+                    assignment, activation=activation, pending=assignment.pk in pending, now=now
+                ),
                 "can_deactivate": tab == "active" and authz.may_deactivate(user, assignment),
                 "can_extend": tab != "expired" and authz.may_extend(user, assignment, now),
                 "can_renew": tab == "expired" and authz.may_renew(user, assignment, now),
