@@ -38,6 +38,7 @@ class AuthenticatorAddForm(forms.Form):
             del self.fields["current_code"]
         self.helper = FormHelper()
         self.helper.form_tag = False
+        self.helper.disable_csrf = True  # the template's <form> has the token
         self.helper.layout = Layout(*fields, Submit("submit", "Add authenticator"))
 
 
@@ -48,6 +49,7 @@ class AuthenticatorRemoveForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.helper = FormHelper()
         self.helper.form_tag = False
+        self.helper.disable_csrf = True  # the template's <form> has the token
         self.helper.layout = Layout(
             Field("code"), Submit("submit", "Remove authenticator", css_class="btn-danger")
         )

@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import defaults
 from django.views.decorators.http import require_GET
@@ -41,7 +42,7 @@ def mfa_enroll(request):
 
     The secret waits in the session until confirmed, so opening this page saves no device.
     """
-    next_url = _safe_next(request, "account")
+    next_url = _safe_next(request, reverse("account"))
     key = request.session.get(ENROL_SECRET_KEY)
     if not key:
         key = request.session[ENROL_SECRET_KEY] = mfa.new_secret()
