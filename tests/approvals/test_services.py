@@ -13,6 +13,7 @@ from approvals import authz as approvals_authz
 from approvals import services
 from approvals.models import ApprovalDecision, Decision
 from approvals.services import DecisionConflict, Outcome
+from approvals.timeline import request_timeline
 from assignments import services as assignment_services
 from assignments.authz import grants_for
 from assignments.models import (
@@ -630,7 +631,7 @@ def test_timeline_shows_requested_decision_in_force_and_ended(pending, approver,
         actor=eligible_user, assignment_id=result.request.result_assignment_id
     )
     request = RoleRequest.objects.with_related().get(pk=pending.pk)
-    titles = [entry.title for entry in services.request_timeline(request)]
+    titles = [entry.title for entry in request_timeline(request)]
     assert titles == ["Requested: activate", "Approved", "In force", "Ended"]
 
 
@@ -638,7 +639,7 @@ def test_timeline_of_a_lapsed_request_ends_with_the_lapse(pending):
     with time_machine.travel(pending.approval_deadline, tick=False):
         services.lapse_due()
     request = RoleRequest.objects.with_related().get(pk=pending.pk)
-    titles = [entry.title for entry in services.request_timeline(request)]
+    titles = [entry.title for entry in request_timeline(request)]
     assert titles == ["Requested: activate", "Lapsed"]
 
 

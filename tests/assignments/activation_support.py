@@ -1,10 +1,28 @@
-"""Helpers shared by the activation tests: role settings, TOTP devices and codes."""
+"""Helpers shared by the activation tests: role settings, TOTP devices and codes, and
+activating a user's eligible assignment through the service."""
+
+from datetime import timedelta
 
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from assignments.models import RolePolicy
+from assignments import queries, services
+from assignments.models import Assignment, RolePolicy
 from tests.factories import role
+
+PRA = "Privileged Role Administrator"
+HOUR = timedelta(hours=1)
+
+
+def eligible_for(user, role_name: str = PRA) -> Assignment:
+    return queries.eligible_assignments(user).get(role__name=role_name)
+
+
+def activate(user, role_name: str = PRA, **kw):
+    """Activate the user's eligibility for the role: an hour, with a justification."""
+    kw.setdefault("duration", HOUR)
+    kw.setdefault("justification", "Incident 42")
+    return services.request_activate(actor=user, eligible=eligible_for(user, role_name), **kw)
 
 
 def set_policy(role_name: str, scope=None, **settings) -> RolePolicy:

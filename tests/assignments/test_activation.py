@@ -7,7 +7,7 @@ import time_machine
 from django.core import mail
 from django.core.exceptions import ValidationError
 
-from assignments import queries, services
+from assignments import services
 from assignments.authz import grants_for
 from assignments.models import (
     Assignment,
@@ -21,13 +21,20 @@ from assignments.models import (
 )
 from assignments.tasks import reconcile
 from audit.models import AuditEvent
-from tests.assignments.activation_support import code_for, make_device, relax, set_policy
+from tests.assignments.activation_support import (
+    HOUR,
+    PRA,
+    activate,
+    code_for,
+    eligible_for,
+    make_device,
+    relax,
+    set_policy,
+)
 from tests.concurrency import race
 from tests.factories import assign, make_group, make_user, role
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-PRA = "Privileged Role Administrator"
-HOUR = timedelta(hours=1)
 
 pytestmark = pytest.mark.django_db
 
@@ -36,16 +43,6 @@ pytestmark = pytest.mark.django_db
 def clock():
     with time_machine.travel(T0, tick=False) as traveller:
         yield traveller
-
-
-def eligible_for(user, role_name=PRA) -> Assignment:
-    return queries.eligible_assignments(user).get(role__name=role_name)
-
-
-def activate(user, role_name=PRA, **kw):
-    kw.setdefault("duration", HOUR)
-    kw.setdefault("justification", "Incident 42")
-    return services.request_activate(actor=user, eligible=eligible_for(user, role_name), **kw)
 
 
 def messages_of(error: ValidationError) -> str:

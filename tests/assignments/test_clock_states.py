@@ -15,12 +15,10 @@ from assignments import queries, services
 from assignments.models import Assignment, AssignmentKind, RequestStatus, RoleRequest
 from audit.models import AuditEvent
 from pim_portal.actor import Actor
-from tests.assignments.activation_support import relax
+from tests.assignments.activation_support import HOUR, PRA, activate, eligible_for, relax
 from tests.conftest import signed_in
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-PRA = "Privileged Role Administrator"
-HOUR = timedelta(hours=1)
 
 pytestmark = pytest.mark.django_db
 
@@ -29,16 +27,6 @@ pytestmark = pytest.mark.django_db
 def clock():
     with time_machine.travel(T0, tick=False) as traveller:
         yield traveller
-
-
-def eligible_for(user, role_name=PRA) -> Assignment:
-    return queries.eligible_assignments(user).get(role__name=role_name)
-
-
-def activate(user, **kw):
-    kw.setdefault("duration", HOUR)
-    kw.setdefault("justification", "Incident 42")
-    return services.request_activate(actor=user, eligible=eligible_for(user), **kw)
 
 
 @pytest.fixture
