@@ -15,7 +15,7 @@ Every decision locks the request row, so two approvers, a double click, an appro
 cancel or the lapse end in exactly one outcome, one audit event per decision.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -274,6 +274,56 @@ def _lock(request_id: int) -> RoleRequest:
     return RoleRequest.objects.with_related().select_related("completed_by").get(pk=request_id)
 
 
+def _check_decision(actor, request_id, approve, justification, overrides, grants) -> None:
+    """Refuse, before anything is locked, a decision without a reason, by someone who does not
+    decide the request, or changing what only an approved extend or renew may change."""
+    if not justification:
+        raise ValidationError("Give a justification for your decision.")
+    request = RoleRequest.objects.with_related().filter(pk=request_id).first()
+    require_may_decide(actor, request_id, request, grants)
+    start, end, kind = overrides["start"], overrides["end"], overrides["kind"]
+    changes = start is not None or end is not UNCHANGED or kind is not None
+    if changes and (not approve or request.action not in DECIDED_BY_ADMINISTRATORS):
+        raise ValidationError("Only an approved extend or renew can change start, end or type.")
+    if approve and request.action in DECIDED_BY_ADMINISTRATORS:
+        problems = _override_problems(request, start, end, kind, timezone.now())
+        if problems:
+            raise ValidationError(problems)
+
+
+def _apply_decision(request, actor, approve, justification, overrides):
+    """(request, outcome, message) once the decision is recorded: a deny ends the request, the
+    last approval needed carries it out, an earlier one only counts."""
+    if not approve:
+        request = assignment_services.request_deny(
+            request_id=request.pk, actor=actor, justification=justification
+        )
+        return request, Outcome.DENIED, "Request denied."
+    needed = max(1, request.approvals_required)
+    missing = needed - ApprovalDecision.objects.filter(request=request).approvals().count()
+    if missing <= 0:
+        request = assignment_services.request_carry_out(
+            request_id=request.pk, actor=actor, justification=justification, **overrides
+        )
+        if request.status == RequestStatus.FAILED:
+            note = f"Approved, but it could not be carried out: {request.status_note}"
+            return request, Outcome.FAILED, note
+        return request, Outcome.APPROVED, "Request approved."
+    audit_log.record(
+        action="pim.request.approval_recorded",
+        actor=actor,
+        target=request,
+        principal=request.principal_name,
+        role=request.role.name,
+        scope=request.scope.path,
+        role_request_id=request.pk,
+        message=justification,
+    )
+    plural = "" if missing == 1 else "s"
+    message = f"Approval recorded: it waits for {missing} more approval{plural}."
+    return request, Outcome.APPROVAL_RECORDED, message
+
+
 def decision_record(
     *,
     actor,
@@ -294,18 +344,8 @@ def decision_record(
     start, end and type.
     """
     justification = (justification or "").strip()
-    if not justification:
-        raise ValidationError("Give a justification for your decision.")
-    request = RoleRequest.objects.with_related().filter(pk=request_id).first()
-    require_may_decide(actor, request_id, request, grants)
-    changes = start is not None or end is not UNCHANGED or kind is not None
-    if changes and (not approve or request.action not in DECIDED_BY_ADMINISTRATORS):
-        raise ValidationError("Only an approved extend or renew can change start, end or type.")
-    now = timezone.now()
-    if approve and request.action in DECIDED_BY_ADMINISTRATORS:
-        problems = _override_problems(request, start, end, kind, now)
-        if problems:
-            raise ValidationError(problems)
+    overrides = {"start": start, "end": end, "kind": kind}
+    _check_decision(actor, request_id, approve, justification, overrides, grants)
     try:
         with transaction.atomic():
             request = _lock(request_id)
@@ -320,46 +360,9 @@ def decision_record(
                 justification=justification,
                 decided_at=timezone.now(),
             )
-            if not approve:
-                request = assignment_services.request_deny(
-                    request_id=request.pk, actor=actor, justification=justification
-                )
-                outcome, message = Outcome.DENIED, "Request denied."
-            elif ApprovalDecision.objects.filter(request=request).approvals().count() >= max(
-                1, request.approvals_required
-            ):
-                request = assignment_services.request_carry_out(
-                    request_id=request.pk,
-                    actor=actor,
-                    start=start,
-                    end=end,
-                    kind=kind,
-                    justification=justification,
-                )
-                if request.status == RequestStatus.FAILED:
-                    outcome = Outcome.FAILED
-                    message = f"Approved, but it could not be carried out: {request.status_note}"
-                else:
-                    outcome, message = Outcome.APPROVED, "Request approved."
-            else:
-                missing = max(1, request.approvals_required) - (
-                    ApprovalDecision.objects.filter(request=request).approvals().count()
-                )
-                audit_log.record(
-                    action="pim.request.approval_recorded",
-                    actor=actor,
-                    target=request,
-                    principal=request.principal_name,
-                    role=request.role.name,
-                    scope=request.scope.path,
-                    role_request_id=request.pk,
-                    message=justification,
-                )
-                outcome = Outcome.APPROVAL_RECORDED
-                message = (
-                    f"Approval recorded: it waits for {missing} more "
-                    f"approval{'' if missing == 1 else 's'}."
-                )
+            request, outcome, message = _apply_decision(
+                request, actor, approve, justification, overrides
+            )
             if outcome != Outcome.APPROVAL_RECORDED:
                 _on_commit_notify_decided(request.pk, actor.pk)
     except DecisionConflict as conflict:
@@ -502,100 +505,3 @@ def _on_commit_notify_decided(request_id: int, actor_id: int) -> None:
     from approvals import notifications
 
     transaction.on_commit(lambda: notifications.notify_decided(request_id, actor_id))
-
-
-# --- The timeline of a request -------------------------------------------------------------
-
-
-@dataclass
-class TimelineEntry:
-    at: datetime
-    title: str
-    actor: str = ""
-    text: str = ""
-    tone: str = "secondary"
-    upcoming: bool = False
-    extra: dict = field(default_factory=dict)
-
-
-def request_timeline(request: RoleRequest, now: datetime | None = None) -> list[TimelineEntry]:
-    """Requested, each decision with its reason, the outcome, in force and ended."""
-    now = now or timezone.now()
-    entries = [
-        TimelineEntry(
-            at=request.created_at,
-            title=f"Requested: {request.get_action_display().lower()}",
-            actor=_who(request.requested_by),
-            text=request.justification,
-            tone="primary",
-        )
-    ]
-    decisions = list(ApprovalDecision.objects.filter(request=request))
-    for decision in decisions:
-        entries.append(
-            TimelineEntry(
-                at=decision.decided_at,
-                title=decision.get_decision_display(),
-                actor=decision.approver_name,
-                text=decision.justification,
-                tone="success" if decision.is_approval else "danger",
-            )
-        )
-    status = request.status
-    completed = request.completed_at or now
-    if status == RequestStatus.CANCELED:
-        entries.append(
-            TimelineEntry(at=completed, title="Canceled", actor=_who(request.completed_by))
-        )
-    elif status == RequestStatus.EXPIRED:
-        entries.append(
-            TimelineEntry(
-                at=completed,
-                title="Lapsed",
-                text="Not decided within the approval window.",
-                tone="warning",
-            )
-        )
-    elif status == RequestStatus.FAILED:
-        entries.append(
-            TimelineEntry(at=completed, title="Could not be carried out", text=request.status_note)
-        )
-    elif status == RequestStatus.DENIED and not any(not d.is_approval for d in decisions):
-        entries.append(
-            TimelineEntry(at=completed, title="Denied", text=request.status_note, tone="danger")
-        )
-    elif status == RequestStatus.PENDING_APPROVAL and request.approval_deadline:
-        entries.append(
-            TimelineEntry(
-                at=request.approval_deadline,
-                title="Lapses if not decided",
-                tone="warning",
-                upcoming=True,
-            )
-        )
-    assignment = request.result_assignment
-    if assignment is not None and status in (
-        RequestStatus.PROVISIONED,
-        RequestStatus.SCHEDULED,
-        RequestStatus.REVOKED,
-        RequestStatus.CANCELED,
-    ):
-        if assignment.end is None or assignment.end > assignment.start:
-            entries.append(
-                TimelineEntry(
-                    at=assignment.start,
-                    title="In force" if assignment.start <= now else "Scheduled to be in force",
-                    tone="success",
-                    upcoming=assignment.start > now,
-                )
-            )
-        if assignment.end is not None and assignment.end > assignment.start:
-            entries.append(
-                TimelineEntry(
-                    at=assignment.end,
-                    title="Ended" if assignment.end <= now else "Ends",
-                    actor=_who(assignment.ended_by) if assignment.ended_by_id else "",
-                    upcoming=assignment.end > now,
-                )
-            )
-    return sorted(entries, key=lambda e: (e.upcoming, e.at))

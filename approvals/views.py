@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from approvals import services
 from approvals.authz import may_decide, request_for_viewer, require_may_decide
 from approvals.forms import AdministratorDecisionForm, BulkDecisionForm, DecisionForm
+from approvals.timeline import request_timeline
 from assignments import authz
 from assignments import services as assignment_services
 from assignments.models import RequestStatus, RoleRequest
@@ -121,7 +122,7 @@ def _render_detail(request, role_request: RoleRequest, form=None, status: int = 
         {
             "section": "approvals",
             "req": role_request,
-            "timeline": services.request_timeline(role_request, now),
+            "timeline": request_timeline(role_request, now),
             "decisions": role_request.approval_decisions.all(),
             "form": form if can_decide else None,
             "can_decide": can_decide,

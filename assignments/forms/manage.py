@@ -416,36 +416,7 @@ class RolePolicyForm(forms.Form):
             **kwargs.get("initial", {}),
         }
         super().__init__(*args, **kwargs)
-        grid = []
-        for event in NotificationEvent:
-            cells = []
-            for recipient in RecipientKind:
-                names = []
-                for part, label in NOTIFICATION_PARTS.items():
-                    name = notification_field(event, recipient, part)
-                    if part == "additional":
-                        field = forms.CharField(
-                            required=False,
-                            label=label,
-                            help_text="Comma separated e-mail addresses.",
-                        )
-                    else:
-                        field = forms.BooleanField(required=False, label=label)
-                    self.fields[name] = field
-                    names.append(name)
-                cells.append(
-                    Div(
-                        HTML(format_html("<h3 class='h6'>{}</h3>", recipient.label)),
-                        *names,
-                        css_class="col-md-4 border rounded p-2",
-                    )
-                )
-            grid.append(
-                Div(
-                    HTML(format_html("<h3 class='h6 mt-3'>{}</h3>", event.label)),
-                    Div(*cells, css_class="row g-2"),
-                )
-            )
+        grid = [self._notification_row(event) for event in NotificationEvent]
         if read_only:
             for field in self.fields.values():
                 field.disabled = True
@@ -472,6 +443,33 @@ class RolePolicyForm(forms.Form):
             ),
             Fieldset("Notification", *grid),
             submit=None if read_only else "Save settings",
+        )
+
+    def _notification_row(self, event) -> Div:
+        """The fields of one notification event, a cell per kind of recipient."""
+        cells = []
+        for recipient in RecipientKind:
+            names = []
+            for part, label in NOTIFICATION_PARTS.items():
+                name = notification_field(event, recipient, part)
+                if part == "additional":
+                    field = forms.CharField(
+                        required=False, label=label, help_text="Comma separated e-mail addresses."
+                    )
+                else:
+                    field = forms.BooleanField(required=False, label=label)
+                self.fields[name] = field
+                names.append(name)
+            cells.append(
+                Div(
+                    HTML(format_html("<h3 class='h6'>{}</h3>", recipient.label)),
+                    *names,
+                    css_class="col-md-4 border rounded p-2",
+                )
+            )
+        return Div(
+            HTML(format_html("<h3 class='h6 mt-3'>{}</h3>", event.label)),
+            Div(*cells, css_class="row g-2"),
         )
 
     @staticmethod

@@ -219,17 +219,38 @@ def request_activate(
     return _carry_out(plan)
 
 
+def _submit_for_approval(plan: _ActivationPlan, request: RoleRequest) -> None:
+    request.status = RequestStatus.PENDING_APPROVAL
+    request.approvals_required = plan.policy.approvals_required
+    request.approval_deadline = plan.now + plan.policy.approval_window
+    request.save()
+    record_request(
+        "pim.request.submitted", actor=plan.user, request=request, after=request_snapshot(request)
+    )
+
+
+def _activate_now_or_later(plan: _ActivationPlan, request: RoleRequest) -> Assignment:
+    start, now = plan.start, plan.now
+    assignment = activation_from(request, plan.eligible, start, start + plan.duration)
+    request.end = assignment.end
+    request.status = RequestStatus.PROVISIONED if start <= now else RequestStatus.SCHEDULED
+    request.result_assignment = assignment
+    request.completed_at = now
+    request.save()
+    record_request(
+        "pim.request.activated" if start <= now else "pim.request.scheduled",
+        actor=plan.user,
+        request=request,
+        target=assignment,
+        after=assignment.snapshot(),
+    )
+    return assignment
+
+
 def _carry_out(plan: _ActivationPlan) -> RoleRequest:
     """Make the request (and the activation, when no approval is needed) in one transaction."""
-    user, eligible, role, scope, policy = (
-        plan.user,
-        plan.eligible,
-        plan.role,
-        plan.scope,
-        plan.policy,
-    )
-    start, duration, now = plan.start, plan.duration, plan.now
-    needs_approval = policy.require_approval
+    user, role, scope = plan.user, plan.role, plan.scope
+    needs_approval = plan.policy.require_approval
     try:
         with transaction.atomic():
             # Lock the user: two submissions, even through two eligibilities (direct and via a
@@ -248,41 +269,18 @@ def _carry_out(plan: _ActivationPlan) -> RoleRequest:
                 scope=scope,
                 kind=AssignmentKind.ACTIVE,
                 requested_by=user,
-                start=start,
-                duration=duration,
+                start=plan.start,
+                duration=plan.duration,
                 justification=plan.justification,
                 ticket_number=plan.ticket_number,
                 ticket_system=plan.ticket_system,
-                target_assignment=eligible,
+                target_assignment=plan.eligible,
             )
             assignment = None
             if needs_approval:
-                request.status = RequestStatus.PENDING_APPROVAL
-                request.approvals_required = policy.approvals_required
-                request.approval_deadline = now + policy.approval_window
-                request.save()
-                record_request(
-                    "pim.request.submitted",
-                    actor=user,
-                    request=request,
-                    after=request_snapshot(request),
-                )
+                _submit_for_approval(plan, request)
             else:
-                assignment = activation_from(request, eligible, start, start + duration)
-                request.end = assignment.end
-                request.status = (
-                    RequestStatus.PROVISIONED if start <= now else RequestStatus.SCHEDULED
-                )
-                request.result_assignment = assignment
-                request.completed_at = now
-                request.save()
-                record_request(
-                    "pim.request.activated" if start <= now else "pim.request.scheduled",
-                    actor=user,
-                    request=request,
-                    target=assignment,
-                    after=assignment.snapshot(),
-                )
+                assignment = _activate_now_or_later(plan, request)
             after_commit(
                 request.pk,
                 assignment.pk if assignment else None,
@@ -300,6 +298,30 @@ class BulkOutcome:
     label: str
     request: RoleRequest | None = None
     errors: list[str] = field(default_factory=list)
+    plan: _ActivationPlan | None = None
+
+
+def _planned(user, item: dict, form: dict) -> "BulkOutcome":
+    """One item of a bulk activation, checked against every rule before any code is spent."""
+    outcome = BulkOutcome(eligible_id=item["eligible_id"], label=str(item["eligible_id"]))
+    try:
+        eligible = get_own_eligible(user, item["eligible_id"])
+        outcome.label = f"{eligible.role} at {item.get('scope') or eligible.scope}"
+        outcome.plan = _plan_activation(
+            user=user, eligible=eligible, scope=item.get("scope"), now=timezone.now(), **form
+        )
+    except ValidationError as error:
+        outcome.errors = problems_of(error)
+    return outcome
+
+
+def _mfa_refusal(user, code: str | None) -> Problem | None:
+    """Why the code does not do (checked once for the whole form), or None when it does."""
+    if not mfa.has_device(user):
+        return Problem("MFA is required: set up an authenticator app first.", "mfa_code")
+    if not check_mfa(user, code):
+        return Problem(WRONG_CODE, "mfa_code")
+    return None
 
 
 def request_activate_many(
@@ -319,46 +341,20 @@ def request_activate_many(
     them all (a code can be used only once), checked once when any of them needs it.
     """
     user = _acting_user(actor)
-    outcomes: list[BulkOutcome] = []
-    resolved = []
-    for item in items:
-        outcome = BulkOutcome(eligible_id=item["eligible_id"], label=str(item["eligible_id"]))
-        try:
-            eligible = get_own_eligible(user, item["eligible_id"])
-        except ValidationError as error:
-            outcome.errors = problems_of(error)
-            outcomes.append(outcome)
-            continue
-        outcome.label = f"{eligible.role} at {item.get('scope') or eligible.scope}"
-        outcomes.append(outcome)
-        # Check every rule first: a code is spent only on items that can go through.
-        try:
-            plan = _plan_activation(
-                user=user,
-                eligible=eligible,
-                scope=item.get("scope"),
-                start=start,
-                duration=duration,
-                justification=justification,
-                ticket_number=ticket_number,
-                ticket_system=ticket_system,
-                now=timezone.now(),
-            )
-        except ValidationError as error:
-            outcome.errors = problems_of(error)
-            continue
-        resolved.append((outcome, plan))
-    needs_mfa = any(plan.policy.require_mfa_on_activation for _, plan in resolved)
-    if needs_mfa:
-        if not mfa.has_device(user):
+    form = {
+        "start": start,
+        "duration": duration,
+        "justification": justification,
+        "ticket_number": ticket_number,
+        "ticket_system": ticket_system,
+    }
+    outcomes = [_planned(user, item, form) for item in items]
+    resolved = [(outcome, outcome.plan) for outcome in outcomes if outcome.plan is not None]
+    if any(plan.policy.require_mfa_on_activation for _, plan in resolved):
+        refusal = _mfa_refusal(user, mfa_code)
+        if refusal is not None:
             for outcome, _ in resolved:
-                outcome.errors = [
-                    Problem("MFA is required: set up an authenticator app first.", "mfa_code")
-                ]
-            return outcomes
-        if not check_mfa(user, mfa_code):
-            for outcome, _ in resolved:
-                outcome.errors = [Problem(WRONG_CODE, "mfa_code")]
+                outcome.errors = [refusal]
             return outcomes
     for outcome, plan in resolved:
         try:

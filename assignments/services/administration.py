@@ -147,48 +147,46 @@ def assignment_create(
         again = _already_holding(role=role, scope=scope, kind=kind, principals=principals, now=now)
         if again:
             raise ValidationError(again)
+        terms = {
+            "role": role,
+            "scope": scope,
+            "kind": kind,
+            "start": start,
+            "end": end,
+            "justification": justification,
+            "ticket_number": ticket_number,
+            "ticket_system": ticket_system,
+        }
         for principal in principals:
-            assignment = Assignment(
-                role=role,
-                scope=scope,
-                kind=kind,
-                start=start,
-                end=end,
-                created_by=user_of(actor),
-                justification=justification,
-                ticket_number=ticket_number,
-                ticket_system=ticket_system,
-            )
-            assignment.set_principal(principal)
-            assignment.save()
-            request = RoleRequest(
-                action=RequestAction.ADMIN_ASSIGN,
-                status=RequestStatus.PROVISIONED if start <= now else RequestStatus.SCHEDULED,
-                role=role,
-                scope=scope,
-                kind=kind,
-                requested_by=user_of(actor),
-                start=start,
-                end=end,
-                justification=justification,
-                ticket_number=ticket_number,
-                ticket_system=ticket_system,
-                result_assignment=assignment,
-                completed_at=now,
-                completed_by=user_of(actor),
-            )
-            request.set_principal(principal)
-            request.save()
-            _record(
-                "pim.assignment.created",
-                actor=actor,
-                assignment=assignment,
-                request=request,
-                after=assignment.snapshot(),
-            )
-            _on_commit_schedule(assignment.pk, notify=notify)
-            requests.append(request)
+            requests.append(_assign_one(actor, principal, terms, now=now, notify=notify))
     return requests
+
+
+def _assign_one(actor: Actor, principal, terms: dict, *, now, notify: bool) -> RoleRequest:
+    """One principal's assignment, the request that made it, its audit event and tasks."""
+    assignment = Assignment(created_by=user_of(actor), **terms)
+    assignment.set_principal(principal)
+    assignment.save()
+    request = RoleRequest(
+        action=RequestAction.ADMIN_ASSIGN,
+        status=RequestStatus.PROVISIONED if terms["start"] <= now else RequestStatus.SCHEDULED,
+        requested_by=user_of(actor),
+        result_assignment=assignment,
+        completed_at=now,
+        completed_by=user_of(actor),
+        **terms,
+    )
+    request.set_principal(principal)
+    request.save()
+    _record(
+        "pim.assignment.created",
+        actor=actor,
+        assignment=assignment,
+        request=request,
+        after=assignment.snapshot(),
+    )
+    _on_commit_schedule(assignment.pk, notify=notify)
+    return request
 
 
 def _lock(assignment: Assignment) -> Assignment:
@@ -196,11 +194,18 @@ def _lock(assignment: Assignment) -> Assignment:
     return Assignment.objects.select_for_update(of=("self",)).with_related().get(pk=assignment.pk)
 
 
-def _admin_request(action: str, *, actor, assignment: Assignment, **fields) -> RoleRequest:
+def _admin_request(
+    action: str,
+    *,
+    actor,
+    assignment: Assignment,
+    status: str = RequestStatus.PROVISIONED,
+    **fields,
+) -> RoleRequest:
     now = timezone.now()
     request = RoleRequest(
         action=action,
-        status=RequestStatus.PROVISIONED,
+        status=status,
         role=assignment.role,
         scope=assignment.scope,
         kind=assignment.kind,
@@ -250,6 +255,31 @@ def _refuse_removing_last_global_admin(
             f"{assignment.principal_name} holds the last active Global Administrator "
             "assignment: assign another Global Administrator before removing this one."
         )
+
+
+def _settings_problems(
+    assignment: Assignment, *, start, end, justification: str, now, own: bool = False
+) -> list[str]:
+    """The rules of the effective settings broken by giving `assignment` this start and end.
+    A change keeps the assignment's justification unless a new one is given (`own`: never)."""
+    policy = RolePolicy.objects.effective_for(assignment.role, assignment.scope)
+    return assignment_problems(
+        policy=policy,
+        kind=assignment.kind,
+        start=start,
+        end=end,
+        justification=justification if own else justification or assignment.justification,
+        now=now,
+    )
+
+
+def end_now(assignment: Assignment, *, actor, now: datetime) -> None:
+    """End the assignment at once (at its start, when it had not begun: it never was in force,
+    and no task reports it)."""
+    assignment.end = max(now, assignment.start)
+    assignment.ended_by = user_of(actor)
+    assignment.save(update_fields=["end", "ended_by"])
+    cancel_if_never_in_force(assignment, now)
 
 
 def cancel_if_never_in_force(assignment: Assignment, now: datetime) -> None:
@@ -307,10 +337,7 @@ def assignment_remove(
             raise ValidationError("This assignment has already ended.")
         _refuse_removing_last_global_admin(assignment, now)
         before = assignment.snapshot()
-        assignment.end = max(now, assignment.start)
-        assignment.ended_by = user_of(actor)
-        assignment.save(update_fields=["end", "ended_by"])
-        cancel_if_never_in_force(assignment, now)
+        end_now(assignment, actor=actor, now=now)
         request = _admin_request(
             RequestAction.ADMIN_REMOVE,
             actor=actor,
@@ -329,10 +356,7 @@ def assignment_remove(
         )
         for activation in Assignment.objects.not_ended(now).filter(activated_from=assignment):
             activation_before = activation.snapshot()
-            activation.end = max(now, activation.start)
-            activation.ended_by = user_of(actor)
-            activation.save(update_fields=["end", "ended_by"])
-            cancel_if_never_in_force(activation, now)
+            end_now(activation, actor=actor, now=now)
             _record(
                 "pim.assignment.removed",
                 actor=actor,
@@ -365,14 +389,8 @@ def assignment_update(
         if start is not None and assignment.start <= now and start != assignment.start:
             # An assignment already in force keeps its start; only the end can move.
             new_start = assignment.start
-        policy = RolePolicy.objects.effective_for(assignment.role, assignment.scope)
-        problems = assignment_problems(
-            policy=policy,
-            kind=assignment.kind,
-            start=max(new_start, now),
-            end=end,
-            justification=justification or assignment.justification,
-            now=now,
+        problems = _settings_problems(
+            assignment, start=max(new_start, now), end=end, justification=justification, now=now
         )
         if end is not None and end <= now:
             problems.append("The end must be in the future: remove the assignment to end it now.")
@@ -423,14 +441,8 @@ def assignment_extend(
             raise ValidationError("This assignment is permanent: there is nothing to extend.")
         if end is not None and end <= assignment.end:
             raise ValidationError("The new end must be later than the current end.")
-        policy = RolePolicy.objects.effective_for(assignment.role, assignment.scope)
-        problems = assignment_problems(
-            policy=policy,
-            kind=assignment.kind,
-            start=now,
-            end=end,
-            justification=justification or assignment.justification,
-            now=now,
+        problems = _settings_problems(
+            assignment, start=now, end=end, justification=justification, now=now
         )
         if problems:
             raise ValidationError(problems)
@@ -473,14 +485,9 @@ def assignment_renew(
     if not assignment.has_ended(now):
         raise ValidationError("This assignment has not ended: extend it instead.")
     start = normalise_start(start, now)
-    policy = RolePolicy.objects.effective_for(assignment.role, assignment.scope)
-    problems = assignment_problems(
-        policy=policy,
-        kind=assignment.kind,
-        start=start,
-        end=end,
-        justification=justification,
-        now=now,
+    # A renewal is a new assignment: its justification is its own, not the old one's.
+    problems = _settings_problems(
+        assignment, start=start, end=end, justification=justification, now=now, own=True
     )
     already = (
         Assignment.objects.not_ended(now)
@@ -498,36 +505,93 @@ def assignment_renew(
         Role.objects.select_for_update().filter(pk=assignment.role_id).first()
         if already.exists():  # renewed by another administrator meanwhile
             raise ValidationError(f"{assignment.principal_name} already holds this role again.")
-        renewed = Assignment(
-            role=assignment.role,
-            scope=assignment.scope,
-            kind=assignment.kind,
-            start=start,
-            end=end,
-            created_by=user_of(actor),
-            justification=justification,
-        )
-        renewed.set_principal(assignment.principal)
-        renewed.save()
-        request = _admin_request(
-            RequestAction.ADMIN_RENEW,
-            actor=actor,
-            assignment=assignment,
-            start=start,
-            end=end,
-            justification=justification,
-            result_assignment=renewed,
-        )
-        if start > now:
-            RoleRequest.objects.filter(pk=request.pk).update(status=RequestStatus.SCHEDULED)
-        _record(
-            "pim.assignment.renewed",
-            actor=actor,
-            assignment=renewed,
-            request=request,
-            before=assignment.snapshot(),
-            after=renewed.snapshot(),
-            message=justification,
-        )
-        _on_commit_schedule(renewed.pk, notify=True)
+        return _renewal(actor, assignment, start=start, end=end, why=justification, now=now)
+
+
+BOOTSTRAP = Actor.system("bootstrap")
+
+
+def assignment_bootstrap(*, user, role_names: list[str]) -> list[Assignment]:
+    """First run: make `user` a permanent active holder of the roles at the directory root.
+
+    Outside the role settings on purpose (no one can yet approve or assign anything); the
+    command that calls it is for a new installation, run by whoever runs the server.
+    """
+    now = timezone.now()
+    root = Scope.objects.root()
+    made = []
+    with transaction.atomic():
+        for role in Role.objects.filter(name__in=role_names):
+            held = Assignment.objects.in_force(now).filter(
+                principal_user=user, role=role, kind=AssignmentKind.ACTIVE, end__isnull=True
+            )
+            if held.exists():
+                continue
+            assignment = Assignment.objects.create(
+                principal_user=user,
+                role=role,
+                scope=root,
+                kind=AssignmentKind.ACTIVE,
+                start=now,
+                end=None,
+                justification="Bootstrap of a new installation",
+                ticket_system="bootstrap",
+                start_processed_at=now,
+            )
+            request = RoleRequest.objects.create(
+                action=RequestAction.ADMIN_ASSIGN,
+                status=RequestStatus.PROVISIONED,
+                principal_user=user,
+                role=role,
+                scope=root,
+                kind=AssignmentKind.ACTIVE,
+                start=now,
+                justification="Bootstrap of a new installation",
+                result_assignment=assignment,
+                completed_at=now,
+            )
+            _record(
+                "pim.bootstrap",
+                actor=BOOTSTRAP,
+                assignment=assignment,
+                request=request,
+                after=assignment.snapshot(),
+            )
+            made.append(assignment)
+    return made
+
+
+def _renewal(actor: Actor, assignment: Assignment, *, start, end, why: str, now) -> Assignment:
+    """The new assignment a renewal makes, its request, its audit event and tasks."""
+    renewed = Assignment.objects.create(
+        principal_user=assignment.principal_user,
+        principal_group=assignment.principal_group,
+        role=assignment.role,
+        scope=assignment.scope,
+        kind=assignment.kind,
+        start=start,
+        end=end,
+        created_by=user_of(actor),
+        justification=why,
+    )
+    request = _admin_request(
+        RequestAction.ADMIN_RENEW,
+        actor=actor,
+        assignment=assignment,
+        status=RequestStatus.SCHEDULED if start > now else RequestStatus.PROVISIONED,
+        start=start,
+        end=end,
+        justification=why,
+        result_assignment=renewed,
+    )
+    _record(
+        "pim.assignment.renewed",
+        actor=actor,
+        assignment=renewed,
+        request=request,
+        before=assignment.snapshot(),
+        after=renewed.snapshot(),
+        message=why,
+    )
+    _on_commit_schedule(renewed.pk, notify=True)
     return renewed

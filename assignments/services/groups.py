@@ -5,10 +5,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from assignments.models import Assignment
-from assignments.services.administration import cancel_if_never_in_force
+from assignments.services.administration import end_now
 from assignments.services.common import schedule_after_commit
 from audit import log as audit_log
 from pim_portal.actor import Actor
+
+GROUP_MEMBERSHIP = Actor.system("group membership")
 
 
 def activations_end_on_leaving_group(*, user_ids, group_ids) -> int:
@@ -32,12 +34,10 @@ def activations_end_on_leaving_group(*, user_ids, group_ids) -> int:
             if Group.objects.filter(pk=group.pk, user=activation.principal_user_id).exists():
                 continue  # still a member (removed and added back in one change)
             before = activation.snapshot()
-            activation.end = max(now, activation.start)
-            activation.save(update_fields=["end"])
-            cancel_if_never_in_force(activation, now)
+            end_now(activation, actor=GROUP_MEMBERSHIP, now=now)
             audit_log.record(
                 action="pim.assignment.removed",
-                actor=Actor.system("group membership"),
+                actor=GROUP_MEMBERSHIP,
                 target=activation,
                 principal=activation.principal_name,
                 role=activation.role.name,

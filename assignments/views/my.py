@@ -98,6 +98,58 @@ def _scope_filter(request, user):
     return choices, selected
 
 
+def _going_on(user, eligibles, now) -> tuple[dict, set]:
+    """What each eligible row already has going: its activation (the one at the eligible
+    scope itself if any, else the first), and the ids with an activation request waiting."""
+    ids = [a.pk for a in eligibles]
+    if not ids:
+        return {}, set()
+    scope_of = {a.pk: a.scope_id for a in eligibles}
+    activations: dict = {}
+    for activation in (
+        Assignment.objects.active()
+        .not_ended(now)
+        .filter(principal_user=user, activated_from__in=ids)
+        .select_related("scope")
+        .order_by("start")
+    ):
+        eligible_id = activation.activated_from_id
+        if eligible_id not in activations or activation.scope_id == scope_of[eligible_id]:
+            activations[eligible_id] = activation
+    pending = set(
+        RoleRequest.objects.pending()
+        .filter(requested_by=user, action=RequestAction.SELF_ACTIVATE, target_assignment__in=ids)
+        .values_list("target_assignment_id", flat=True)
+    )
+    return activations, pending
+
+
+def _entries(user, assignments, tab: str, at_scope, now) -> list[dict]:
+    """One row of My roles per assignment, with the actions authz allows on it."""
+    activations, pending = _going_on(user, assignments, now) if tab == "eligible" else ({}, set())
+    entries = []
+    for assignment in assignments:
+        kind, text = _membership(assignment, at_scope)
+        activation = activations.get(assignment.pk)
+        waiting = assignment.pk in pending
+        entries.append(
+            {
+                "assignment": assignment,
+                "membership": kind,
+                "membership_text": text,
+                "upcoming": assignment.is_upcoming(now),
+                "activation": activation,
+                "pending": waiting,
+                "can_activate": tab == "eligible"
+                and authz.may_activate(assignment, activation=activation, pending=waiting, now=now),
+                "can_deactivate": tab == "active" and authz.may_deactivate(user, assignment),
+                "can_extend": tab != "expired" and authz.may_extend(user, assignment, now),
+                "can_renew": tab == "expired" and authz.may_renew(user, assignment, now),
+            }
+        )
+    return entries
+
+
 @require_GET
 def my_roles(request):
     """Eligible, Active and Expired tabs of the signed-in user's roles, with their actions."""
@@ -115,53 +167,7 @@ def my_roles(request):
     rows = querysets[tab].with_related().select_related("activated_from__principal_group")
     page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
 
-    ids = [a.pk for a in page.object_list]
-    # What each eligible row already has going: an activation, or a request waiting.
-    activations = {}
-    pending = set()
-    if tab == "eligible" and ids:
-        scope_of = {a.pk: a.scope_id for a in page.object_list}
-        for activation in (
-            Assignment.objects.active()
-            .not_ended(now)
-            .filter(principal_user=user, activated_from__in=ids)
-            .select_related("scope")
-            .order_by("start")
-        ):
-            eligible_id = activation.activated_from_id
-            # One per row: the one at the eligible scope itself if any, else the first.
-            if eligible_id not in activations or activation.scope_id == scope_of[eligible_id]:
-                activations[eligible_id] = activation
-        pending = set(
-            RoleRequest.objects.pending()
-            .filter(
-                requested_by=user,
-                action=RequestAction.SELF_ACTIVATE,
-                target_assignment__in=ids,
-            )
-            .values_list("target_assignment_id", flat=True)
-        )
-    entries = []
-    for assignment in page.object_list:
-        kind, text = _membership(assignment, at_scope)
-        activation = activations.get(assignment.pk)
-        entries.append(
-            {
-                "assignment": assignment,
-                "membership": kind,
-                "membership_text": text,
-                "upcoming": assignment.is_upcoming(now),
-                "activation": activation,
-                "pending": assignment.pk in pending,
-                "can_activate": tab == "eligible"
-                and authz.may_activate(
-                    assignment, activation=activation, pending=assignment.pk in pending, now=now
-                ),
-                "can_deactivate": tab == "active" and authz.may_deactivate(user, assignment),
-                "can_extend": tab != "expired" and authz.may_extend(user, assignment, now),
-                "can_renew": tab == "expired" and authz.may_renew(user, assignment, now),
-            }
-        )
+    entries = _entries(user, page.object_list, tab, at_scope, now)
     return render(
         request,
         "assignments/my_roles.html",

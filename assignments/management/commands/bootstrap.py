@@ -5,19 +5,10 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from django.utils import timezone
 
 from assignments.catalog import PRIVILEGED_ROLE_ADMINISTRATOR, SECURITY_ADMINISTRATOR
-from assignments.models import (
-    Assignment,
-    AssignmentKind,
-    RequestAction,
-    RequestStatus,
-    Role,
-    RoleRequest,
-    Scope,
-)
-from audit import log as audit_log
+from assignments.models import Assignment
+from assignments.services.administration import assignment_bootstrap
 
 BOOTSTRAP_ROLES = [PRIVILEGED_ROLE_ADMINISTRATOR, SECURITY_ADMINISTRATOR]
 
@@ -55,6 +46,25 @@ class Command(BaseCommand):
             raise CommandError(
                 "This portal has been bootstrapped already. Use --again to bootstrap another user."
             )
+        username, user, password = self._who(username, email, password, interactive)
+        with transaction.atomic():
+            if user is None:
+                user = get_user_model().objects.create_user(
+                    username=username, email=email, password=password
+                )
+                self.stdout.write(f"Created user {username}.")
+            assignment_bootstrap(
+                user=user, role_names=BOOTSTRAP_ROLES + (["Owner"] if owner else [])
+            )
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{user.username} is now a permanent active {' and '.join(BOOTSTRAP_ROLES)}"
+                + (", and Owner at the directory root." if owner else ".")
+            )
+        )
+
+    def _who(self, username, email, password, interactive):
+        """(username, the existing user or None, the new user's checked password)."""
         if not username:
             if not interactive:
                 raise CommandError("--username is required with --noinput.")
@@ -74,58 +84,4 @@ class Command(BaseCommand):
                 validate_password(password, User(username=username, email=email))
             except ValidationError as weak:
                 raise CommandError(" ".join(weak.messages)) from None
-        now = timezone.now()
-        root = Scope.objects.root()
-        with transaction.atomic():
-            if user is None:
-                user = User.objects.create_user(username=username, email=email, password=password)
-                self.stdout.write(f"Created user {username}.")
-            for name in BOOTSTRAP_ROLES + (["Owner"] if owner else []):
-                role = Role.objects.get(name=name)
-                exists = (
-                    Assignment.objects.in_force(now)
-                    .filter(
-                        principal_user=user, role=role, kind=AssignmentKind.ACTIVE, end__isnull=True
-                    )
-                    .exists()
-                )
-                if exists:
-                    continue
-                assignment = Assignment.objects.create(
-                    principal_user=user,
-                    role=role,
-                    scope=root,
-                    kind=AssignmentKind.ACTIVE,
-                    start=now,
-                    end=None,
-                    justification="Bootstrap of a new installation",
-                    ticket_system="bootstrap",
-                    start_processed_at=now,
-                )
-                request = RoleRequest.objects.create(
-                    action=RequestAction.ADMIN_ASSIGN,
-                    status=RequestStatus.PROVISIONED,
-                    principal_user=user,
-                    role=role,
-                    scope=root,
-                    kind=AssignmentKind.ACTIVE,
-                    start=now,
-                    justification="Bootstrap of a new installation",
-                    result_assignment=assignment,
-                    completed_at=now,
-                )
-                audit_log.record(
-                    action="pim.bootstrap",
-                    target=assignment,
-                    principal=str(user),
-                    role=role.name,
-                    scope=root.path,
-                    role_request_id=request.pk,
-                    after=assignment.snapshot(),
-                )
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"{user.username} is now a permanent active {' and '.join(BOOTSTRAP_ROLES)}"
-                + (", and Owner at the directory root." if owner else ".")
-            )
-        )
+        return username, user, password
