@@ -318,9 +318,9 @@ def _add_initial(request, form_roles, form_scopes) -> dict:
 
 @GET_POST
 def assignment_add(request):
-    grants = authz.request_grants(request)
-    if not (grants.can_manage_directory() or grants.has_anywhere(Perm.MANAGE_RESOURCES)):
-        authz.deny(request.user, what="add role assignments")
+    grants = authz.require_manage_anything(
+        request.user, authz.request_grants(request), what="add role assignments"
+    )
     form = AssignmentAddForm(_posted(request), grants=grants)
     policy = None
     if request.method == "GET":

@@ -17,10 +17,7 @@ from pim_portal import params
 
 
 def _require_manager(request, what: str) -> authz.Grants:
-    grants = authz.request_grants(request)
-    if not (grants.can_manage_directory() or grants.has_anywhere(Perm.MANAGE_RESOURCES)):
-        authz.deny(request.user, what=what)
-    return grants
+    return authz.require_manage_anything(request.user, authz.request_grants(request), what=what)
 
 
 @require_GET
