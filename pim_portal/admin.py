@@ -6,6 +6,8 @@ from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.models import Group
 from django.db import transaction
+from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from assignments.models import Assignment
 from audit import log as audit_log
@@ -304,3 +306,20 @@ class GroupAdmin(BaseGroupAdmin):
             for group in queryset:
                 self._delete(request, group)
             super().delete_queryset(request, queryset)
+
+
+# Authenticators change on the account page (with a current code) or through the audited
+# "Reset MFA" action above; the admin only shows them, so no MFA device changes unaudited.
+admin.site.unregister(TOTPDevice)
+
+
+@admin.register(TOTPDevice)
+class ReadOnlyTOTPDeviceAdmin(TOTPDeviceAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

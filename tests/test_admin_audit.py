@@ -439,3 +439,16 @@ def test_the_admin_offers_no_bulk_delete_of_assignments(admin_client, records):
     response = admin_client.get("/admin/assignments/assignment/")
     assert "delete_selected" not in response.content.decode()
     assert Assignment.objects.exists()
+
+
+def test_authenticators_cannot_be_added_changed_or_deleted_in_the_admin(admin_client, outsider):
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.create(user=outsider, name="Phone", confirmed=True)
+    base = "/admin/otp_totp/totpdevice/"
+    assert admin_client.get(base).status_code == 200
+    assert admin_client.get(f"{base}add/").status_code == 403
+    assert admin_client.post(f"{base}{device.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert admin_client.post(f"{base}{device.pk}/change/", {"name": "Other"}).status_code == 403
+    device.refresh_from_db()
+    assert device.name == "Phone"
