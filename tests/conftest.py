@@ -13,7 +13,7 @@ SQLITE = not os.environ.get("DATABASE_URL", "").startswith("postgres")
 
 def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(
-        reason="needs real concurrent transactions: set DATABASE_URL to PostgreSQL"
+        reason="needs PostgreSQL (real concurrent transactions, or its triggers): set DATABASE_URL"
     )
     for item in items:
         if "postgres" in item.keywords and SQLITE:
