@@ -4,6 +4,8 @@ PIP := $(VENV)/bin/pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 SITE_URL ?= http://$(HOST):$(PORT)
+# make bench BENCH="--size small" (or --database-url postgres://... for an empty database)
+BENCH ?= --size large
 
 .PHONY: run test bench lint format check clean install
 
@@ -24,7 +26,7 @@ test: install
 	$(VENV)/bin/pytest
 
 bench: install
-	$(PY) -m tests.bench
+	$(PY) -m tests.bench $(BENCH)
 
 lint: install
 	$(VENV)/bin/ruff check .
