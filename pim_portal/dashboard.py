@@ -4,7 +4,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from assignments.authz import request_grants
-from assignments.models import Assignment, AssignmentKind, RequestStatus, RoleKind, RoleRequest
+from assignments.models import Assignment, AssignmentKind, RoleKind, RoleRequest
 from audit.models import AuditEvent
 
 
@@ -18,13 +18,14 @@ def dashboard(request):
         "section": "dashboard",
         "my_eligible": mine.eligible().count(),
         "my_active": mine.active().in_force(now).count(),
-        "my_pending": RoleRequest.objects.filter(
-            requested_by=request.user, status=RequestStatus.PENDING_APPROVAL
-        ).count(),
+        # Read from the clock: a request past its approval deadline is no longer pending.
+        "my_pending": RoleRequest.objects.pending(now).filter(requested_by=request.user).count(),
         "can_view_directory": grants.can_view_directory(),
     }
     if grants.can_view_directory():
-        in_force = Assignment.objects.in_force(now).filter(role__kind=RoleKind.DIRECTORY)
+        in_force = (
+            Assignment.objects.restrict(grants).in_force(now).filter(role__kind=RoleKind.DIRECTORY)
+        )
         context["totals"] = in_force.aggregate(
             eligible=Count("pk", filter=Q(kind=AssignmentKind.ELIGIBLE)),
             active=Count("pk", filter=Q(kind=AssignmentKind.ACTIVE)),
@@ -38,6 +39,6 @@ def dashboard(request):
             )
             .order_by("-active", "-eligible")[:8]
         )
-        context["pending_total"] = RoleRequest.objects.pending().count()
+        context["pending_total"] = RoleRequest.objects.pending(now).count()
         context["recent_events"] = AuditEvent.objects.order_by("-seq")[:10]
     return render(request, "pim_portal/dashboard.html", context)

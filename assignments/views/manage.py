@@ -243,7 +243,8 @@ def scope_detail(request, scope_id: int):
         **_member_counts("assignments__", now, role__kind=RoleKind.RESOURCE)
     ).order_by("name", "pk")
     counts = (
-        Assignment.objects.in_force(now)
+        Assignment.objects.restrict(grants)
+        .in_force(now)
         .filter(role__kind=RoleKind.RESOURCE)
         .at_or_above(scope)
         .values("role_id", "scope_id", "kind")

@@ -227,3 +227,10 @@ def test_the_time_engine_audits_an_end_as_the_scheduler(eligible_user, clock):
     assert assignment_ended(request.result_assignment_id)
     event = AuditEvent.objects.get(action="pim.assignment.ended")
     assert (event.actor_id, event.actor_name) == (None, "system (scheduler)")
+
+
+def test_the_dashboard_does_not_count_a_lapsed_request_as_pending(pending, eligible_user, clock):
+    assert signed_in(eligible_user).get(reverse("dashboard")).context["my_pending"] == 1
+    clock.move_to(pending.approval_deadline)
+    # Signed in afresh: two hours on, the first session has timed out.
+    assert signed_in(eligible_user).get(reverse("dashboard")).context["my_pending"] == 0
