@@ -371,7 +371,21 @@ class Assignment(PrincipalMixin):
                 name="assignment_end_not_before_start",
             ),
         ]
-        indexes = [models.Index(fields=["role", "kind"]), models.Index(fields=["scope", "kind"])]
+        indexes = [
+            models.Index(fields=["role", "kind"]),
+            models.Index(fields=["scope", "kind"]),
+            # The time engine's due work: small, since processed rows leave them.
+            models.Index(
+                fields=["start"],
+                condition=Q(start_processed_at__isnull=True),
+                name="assignment_start_due",
+            ),
+            models.Index(
+                fields=["end"],
+                condition=Q(end_processed_at__isnull=True, end__isnull=False),
+                name="assignment_end_due",
+            ),
+        ]
 
     def __str__(self) -> str:
         kind = self.get_kind_display().lower()
@@ -538,6 +552,14 @@ class RoleRequest(PrincipalMixin):
                 fields=["principal_group", "role", "scope", "kind"],
                 condition=Q(status="pending_approval", principal_group__isnull=False),
                 name="one_pending_request_per_group_role_scope",
+            ),
+        ]
+        indexes = [
+            # The approval deadlines still to lapse (the time engine's due work).
+            models.Index(
+                fields=["approval_deadline"],
+                condition=Q(status="pending_approval"),
+                name="request_deadline_due",
             ),
         ]
 

@@ -20,6 +20,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _tasks_run_in_process():
+    """Queued jobs (pim_portal.jobs) run here, after commit, as a worker would run them.
+
+    Tests of the workers themselves start real `qcluster` processes with their own settings.
+    """
+    from django_q.conf import Conf
+
+    Conf.SYNC = True
+
+
 @pytest.fixture(autouse=True)
 def _locmem_mail(settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
