@@ -8,9 +8,10 @@ class AssignmentsConfig(AppConfig):
     def ready(self):
         from django.db.models.signals import post_migrate
 
-        from assignments.tasks import ensure_periodic_schedules
+        from assignments.tasks import ensure_periodic_schedules, register_due_work
 
         post_migrate.connect(ensure_periodic_schedules, sender=self)
+        register_due_work()
 
         from django.contrib.auth import get_user_model
         from django.db.models.signals import m2m_changed

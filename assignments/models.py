@@ -391,6 +391,14 @@ class Assignment(PrincipalMixin):
         kind = self.get_kind_display().lower()
         return f"{self.principal_name}: {self.role} ({kind}) at {self.scope}"
 
+    def save(self, *args, **kwargs):
+        if self._state.adding and self.start_processed_at is None and self.start:
+            now = timezone.now()
+            if self.start <= now:
+                # Begun as it was made (and audited so): no start for the time engine to record.
+                self.start_processed_at = now
+        super().save(*args, **kwargs)
+
     def is_in_force(self, at: datetime | None = None) -> bool:
         at = at or timezone.now()
         return self.start <= at and (self.end is None or at < self.end)

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from pim_portal.env import env_bool, env_int, env_list, env_str
+from pim_portal.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -173,6 +173,7 @@ EMAIL_PORT = env_int("EMAIL_PORT", 25)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(BASE_DIR / "mail"))  # the file backend's folder
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "PIM Portal <pim@localhost>")
 
 # Sessions: an idle timeout (renewed on every request) and an absolute one from sign-in.
@@ -222,7 +223,8 @@ OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "PIM Portal")
 # django-q2: the ORM broker by default, Redis when REDIS_URL is set.
 REDIS_URL = env_str("REDIS_URL", "")
 Q_CLUSTER = {
-    "name": "pim_portal",
+    # The queue's name on the broker: two portals sharing one Redis need different names.
+    "name": env_str("Q_CLUSTER_NAME", "pim_portal"),
     "workers": env_int("Q_WORKERS", 2),
     "timeout": 120,
     "retry": 180,
@@ -240,6 +242,15 @@ else:
 
 # Security alert thresholds and reminders (see audit alerts).
 PIM_REMINDER_DAYS = [14, 1]
+
+# The time engine (pim_portal/timekeeper.py): how often the timekeeper looks for new due work
+# at the latest, how many drain tasks it queues for work that is due (one per worker process
+# that should take part), how many rows a worker claims per transaction, and how long one
+# drain task may run before it hands over.
+PIM_TIMEKEEPER_POLL = env_float("TIMEKEEPER_POLL_SECONDS", 1.0)
+PIM_TIMEKEEPER_FANOUT = env_int("TIMEKEEPER_FANOUT", env_int("Q_WORKERS", 2))
+PIM_TIMEKEEPER_BATCH = env_int("TIMEKEEPER_BATCH", 200)
+PIM_TIMEKEEPER_DRAIN_SECONDS = 60
 
 LOGGING = {
     "version": 1,

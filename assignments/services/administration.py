@@ -1,7 +1,7 @@
 """What administrators do to role assignments: assign, update, extend, renew, remove.
 
-Each runs in one transaction, writes its audit event in it, and leaves mail and task
-queueing to `transaction.on_commit`. Authorization is checked before the transaction opens, so
+Each runs in one transaction, writes its audit event in it, and queues its mail for a worker
+(`pim_portal.jobs`). Authorization is checked before the transaction opens, so
 a refusal is audited even though nothing else is written.
 """
 
@@ -28,6 +28,7 @@ from assignments.models import (
 )
 from assignments.policy import assignment_problems, normalise_start
 from audit import log as audit_log
+from pim_portal import jobs
 from pim_portal.actor import Actor, user_of
 
 
@@ -36,17 +37,6 @@ def _effective_scope(role: Role, scope: Scope | None) -> Scope:
     if role.is_directory_role or scope is None:
         return Scope.objects.root()
     return scope
-
-
-def _on_commit_schedule(assignment_id: int, *, notify: bool) -> None:
-    def run():
-        from assignments import notifications, tasks
-
-        tasks.schedule_assignment_tasks(assignment_id)
-        if notify:
-            notifications.notify_assigned(assignment_id)
-
-    transaction.on_commit(run)
 
 
 def _record(action: str, *, actor, assignment: Assignment, request: RoleRequest | None, **kw):
@@ -185,7 +175,8 @@ def _assign_one(actor: Actor, principal, terms: dict, *, now, notify: bool) -> R
         request=request,
         after=assignment.snapshot(),
     )
-    _on_commit_schedule(assignment.pk, notify=notify)
+    if notify:  # from a worker; the start and end need nothing: the timekeeper finds them
+        jobs.enqueue("assignments.notifications.notify_assigned", assignment.pk)
     return request
 
 
@@ -312,7 +303,6 @@ def shorten_activations(
             after=activation.snapshot(),
             message="Shortened with the eligible assignment it was activated from.",
         )
-        _on_commit_schedule(activation.pk, notify=False)
         count += 1
     return count
 
@@ -420,7 +410,6 @@ def assignment_update(
             before=before,
             after=assignment.snapshot(),
         )
-        _on_commit_schedule(assignment.pk, notify=False)
         if end is not None:
             shorten_activations(assignment, end=end, actor=actor, request=request, now=now)
     return assignment
@@ -466,7 +455,6 @@ def assignment_extend(
             after=assignment.snapshot(),
             message=justification,
         )
-        _on_commit_schedule(assignment.pk, notify=False)
     return assignment
 
 
@@ -593,5 +581,5 @@ def _renewal(actor: Actor, assignment: Assignment, *, start, end, why: str, now)
         after=renewed.snapshot(),
         message=why,
     )
-    _on_commit_schedule(renewed.pk, notify=True)
+    jobs.enqueue("assignments.notifications.notify_assigned", renewed.pk)
     return renewed

@@ -1,10 +1,11 @@
 """Pieces every request service shares: the audit record of a request, its snapshot, the
-work queued after commit, the request lock, and making an activation."""
+work queued for a worker, the request lock, and making an activation."""
 
 from django.db import transaction
 
 from assignments.models import Assignment, AssignmentKind, RoleRequest
 from audit import log as audit_log
+from pim_portal import jobs
 
 UNCHANGED = object()  # "keep what was requested" for request_carry_out's optional overrides
 
@@ -41,29 +42,18 @@ def request_snapshot(request: RoleRequest) -> dict:
 
 
 def after_commit(request_id: int, assignment_id: int | None, *, submitted: bool, activated: bool):
-    """Schedule the assignment's time tasks, mail, and tell listeners of a new pending request."""
+    """Queue the activation's mail for a worker; after commit, tell listeners of a new pending
+    request. The assignment's start and end need nothing: the timekeeper finds them."""
+    if activated:
+        jobs.enqueue("assignments.notifications.notify_activated", request_id)
+    if submitted:
 
-    def run():
-        from assignments import notifications, tasks
-        from assignments.signals import request_submitted
+        def announce():
+            from assignments.signals import request_submitted
 
-        if assignment_id:
-            tasks.schedule_assignment_tasks(assignment_id)
-        if activated:
-            notifications.notify_activated(request_id)
-        if submitted:
             request_submitted.send(sender=RoleRequest, request_id=request_id)
 
-    transaction.on_commit(run)
-
-
-def schedule_after_commit(assignment_id: int) -> None:
-    def run():
-        from assignments import tasks
-
-        tasks.schedule_assignment_tasks(assignment_id)
-
-    transaction.on_commit(run)
+        transaction.on_commit(announce)
 
 
 def lock_request(request_id: int) -> RoleRequest:

@@ -6,7 +6,6 @@ from django.utils import timezone
 
 from assignments.models import Assignment
 from assignments.services.administration import end_now
-from assignments.services.common import schedule_after_commit
 from audit import log as audit_log
 from pim_portal.actor import Actor
 
@@ -47,6 +46,5 @@ def activations_end_on_leaving_group(*, user_ids, group_ids) -> int:
                 message=f"{activation.principal_name} left the group {group}, whose eligibility "
                 "this activation was made from.",
             )
-            schedule_after_commit(activation.pk)
             ended += 1
     return ended

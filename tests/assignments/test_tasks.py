@@ -16,6 +16,7 @@ from assignments.models import (
     RequestStatus,
 )
 from audit.models import AuditEvent
+from pim_portal import timekeeper
 from tests.assignments.activation_support import relax
 from tests.factories import assign, make_user
 
@@ -37,9 +38,9 @@ def clock():
 def run(django_capture_on_commit_callbacks):
     """Run a task the way a worker would: its after-commit mail goes out."""
 
-    def runner(func, *args):
+    def runner(func, *args, **kwargs):
         with django_capture_on_commit_callbacks(execute=True):
-            return func(*args)
+            return func(*args, **kwargs)
 
     return runner
 
@@ -62,40 +63,52 @@ def mails_to(user, subject_part=""):
 # Scheduling -----------------------------------------------------------------------------------
 
 
-def test_scheduled_activation_queues_a_task_at_its_start_and_at_its_end(
-    eligible_user, django_capture_on_commit_callbacks
-):
+def due(name):
+    return timekeeper._registry[name].next_due()
+
+
+def test_a_scheduled_activation_is_due_work_at_its_start_and_at_its_end(eligible_user, run):
     start = T0 + timedelta(hours=3)
-    with django_capture_on_commit_callbacks(execute=True):
-        activation = activate(eligible_user, start=start).result_assignment
-    at_start = Schedule.objects.get(name=f"pim: start assignment {activation.pk}")
-    at_end = Schedule.objects.get(name=f"pim: end assignment {activation.pk}")
-    assert (at_start.next_run, at_start.func) == (start, "assignments.tasks.assignment_started")
-    assert (at_end.next_run, at_end.func) == (start + HOUR, "assignments.tasks.assignment_ended")
-    assert at_start.schedule_type == Schedule.ONCE
-    assert import_string(at_start.func) is tasks.assignment_started
-    assert import_string(at_end.func) is tasks.assignment_ended
+    activation = run(activate, eligible_user, start=start).result_assignment
+    assert due(tasks.STARTS) == start
+    assert due(tasks.ENDS) == start + HOUR
+    done = timekeeper.catch_up()
+    assert (done[tasks.STARTS], done[tasks.ENDS]) == (0, 0)
+    activation.refresh_from_db()
+    assert (activation.start_processed_at, activation.end_processed_at) == (None, None)
 
 
-def test_activation_starting_now_queues_only_its_end(
-    eligible_user, django_capture_on_commit_callbacks
-):
-    with django_capture_on_commit_callbacks(execute=True):
-        activation = activate(eligible_user).result_assignment
-    names = set(Schedule.objects.filter(name__contains=f" {activation.pk}").values_list("name"))
-    assert names == {(f"pim: end assignment {activation.pk}",)}
+def test_no_schedule_is_kept_per_assignment(eligible_user, run):
+    run(activate, eligible_user, start=T0 + HOUR)
+    run(activate, eligible_user, "Contributor", duration=HOUR)
+    assert set(Schedule.objects.values_list("func", flat=True)) <= {
+        "assignments.tasks.reconcile",
+        "approvals.tasks.lapse_sweep",
+    }
 
 
-def test_deactivation_moves_the_end_task_to_now(
-    eligible_user, clock, django_capture_on_commit_callbacks
-):
-    with django_capture_on_commit_callbacks(execute=True):
-        activation = activate(eligible_user).result_assignment
+def test_an_activation_starting_now_is_due_only_at_its_end(eligible_user, run):
+    activation = run(activate, eligible_user).result_assignment
+    assert activation.start_processed_at == T0
+    assert due(tasks.STARTS) is None
+    assert due(tasks.ENDS) == T0 + HOUR
+
+
+def test_deactivation_makes_the_end_due_now(eligible_user, clock, run):
+    activation = run(activate, eligible_user).result_assignment
     clock.shift(timedelta(minutes=5))
-    with django_capture_on_commit_callbacks(execute=True):
-        services.request_deactivate(actor=eligible_user, assignment_id=activation.pk)
-    at_end = Schedule.objects.get(name=f"pim: end assignment {activation.pk}")
-    assert at_end.next_run == T0 + timedelta(minutes=5)
+    run(services.request_deactivate, actor=eligible_user, assignment_id=activation.pk)
+    assert due(tasks.ENDS) == T0 + timedelta(minutes=5)
+    assert timekeeper.run_due(tasks.ENDS) == 1
+    assert events("pim.assignment.ended").get().target_id == str(activation.pk)
+
+
+def test_old_per_row_schedules_are_removed_after_migrate():
+    Schedule.objects.create(
+        name="pim: end assignment 12", func="assignments.tasks.assignment_ended", args="12"
+    )
+    tasks.ensure_periodic_schedules()
+    assert not Schedule.objects.filter(name="pim: end assignment 12").exists()
 
 
 def test_reconcile_runs_every_minute():
@@ -142,8 +155,6 @@ def test_start_task_twice_records_once(eligible_user, clock, run):
 def test_tasks_for_a_deleted_assignment_do_nothing(run):
     assert run(tasks.assignment_started, 999_999) is False
     assert run(tasks.assignment_ended, 999_999) is False
-    tasks.schedule_assignment_tasks(999_999)
-    assert not Schedule.objects.filter(name__contains="999999").exists()
 
 
 # End ------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Run the web server and the django-q2 worker together; Ctrl-C stops both."""
+"""Run the web server, the django-q2 worker and the timekeeper together; Ctrl-C stops them."""
 
 import signal
 import socket
@@ -21,6 +21,7 @@ class Command(BaseCommand):
         url = f"http://{host}:{port}/"
         processes = [
             subprocess.Popen([python, "manage.py", "qcluster"]),  # noqa: S603
+            subprocess.Popen([python, "manage.py", "timekeeper"]),  # noqa: S603
             subprocess.Popen(  # noqa: S603
                 [python, "manage.py", "runserver", "--noreload", f"{host}:{port}"]
             ),
@@ -36,7 +37,9 @@ class Command(BaseCommand):
             self._wait_for_port(host, int(port), processes)
             self._print_logins(url)
             self.stdout.write(self.style.SUCCESS(f"PIM Portal is running at {url}"))
-            self.stdout.write("Background worker (django-q2) is running. Ctrl-C stops both.\n")
+            self.stdout.write(
+                "Background worker (django-q2) and timekeeper are running. Ctrl-C stops all.\n"
+            )
             while all(process.poll() is None for process in processes):
                 time.sleep(0.5)
         except KeyboardInterrupt:
