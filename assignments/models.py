@@ -374,6 +374,9 @@ class Assignment(PrincipalMixin):
         indexes = [
             models.Index(fields=["role", "kind"]),
             models.Index(fields=["scope", "kind"]),
+            # A role's members, a page at a time from any depth (keyset on start or end).
+            models.Index(fields=["role", "kind", "start", "id"], name="assignment_role_kind_start"),
+            models.Index(fields=["role", "end", "id"], name="assignment_role_end"),
             # The time engine's due work: small, since processed rows leave them.
             models.Index(
                 fields=["start"],

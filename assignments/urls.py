@@ -34,6 +34,7 @@ urlpatterns = [
     path("search/principals/", search.principal_search, name="principal_search"),
     path("search/role-settings/", search.role_settings, name="role_settings"),
     path("search/activation-settings/", search.activation_settings, name="activation_settings"),
+    path("search/my-scopes/", search.my_scope_search, name="my_scope_search"),
     # Everyone: my roles and requests
     path("my/roles/", my.my_roles, name="my_roles"),
     path("my/requests/", my.my_requests, name="my_requests"),

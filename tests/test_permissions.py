@@ -198,6 +198,8 @@ CASES: list[Case] = [
         expect(200, 200, 200, 200, 200),
         READ_ONLY_405,
     ),
+    # The scopes below one's own (the activate form's and My roles' scope search).
+    *both("assignments:my_scope_search", no_args, expect(200, 200, 200, 200, 200), READ_ONLY_405),
     # Self-service: everyone has My roles and My requests; ids that are not theirs are 404.
     *both("assignments:my_roles", no_args, expect(200, 200, 200, 200, 200), READ_ONLY_405),
     *both("assignments:my_requests", no_args, expect(200, 200, 200, 200, 200), READ_ONLY_405),

@@ -4,17 +4,19 @@ Forms parse the shape of the input; the rules of the role settings (durations, j
 ticket, MFA) are enforced by assignments.services, whose messages name the rule broken.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 from crispy_forms.bootstrap import StrictButton
 from crispy_forms.helper import FormHelper
 from crispy_forms.layout import Div, Field, Fieldset, Layout
 from django import forms
+from django.urls import reverse
 
 from assignments.models import Assignment, RolePolicy, Scope
 from assignments.queries import eligible_assignments
 from pim_portal.humanize import duration_words
+from pim_portal.params import positive_int
 
 DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
 MAX_BULK = 20  # eligible assignments activated with one form
@@ -39,7 +41,9 @@ class ActivationItem:
     requires_mfa: bool = False
     requires_justification: bool = False
     requires_ticket: bool = False
-    scopes: list[Scope] = field(default_factory=list)  # resource roles: where it may be narrowed
+    # Resource roles may be narrowed to a scope below the eligible one; the form offers the
+    # eligible scope and the one chosen, the others are searched for (search.my_scope_search).
+    narrowable: bool = False
 
     @property
     def field_name(self) -> str:
@@ -87,7 +91,7 @@ def activation_items(user, ids: list[int]) -> list[ActivationItem]:
         policies = [policy]
         item = ActivationItem(eligible=eligible, policy=policy)
         if not role.is_directory_role:
-            item.scopes = list(Scope.objects.at_or_below(scope).order_by("path"))
+            item.narrowable = True
             policies += list(
                 RolePolicy.objects.filter(role=role, scope__path__startswith=scope.path)
             )
@@ -96,6 +100,27 @@ def activation_items(user, ids: list[int]) -> list[ActivationItem]:
         item.requires_ticket = any(p.require_ticket_on_activation for p in policies)
         items.append(item)
     return items
+
+
+def chosen_scopes(items: list[ActivationItem], values: dict) -> dict[int, Scope]:
+    """The narrower scopes named in `values` (field name -> id), one query for all items:
+    eligible id -> the scope, kept only when it lies at or below that eligible scope."""
+    wanted = {}
+    for item in items:
+        if not item.narrowable:
+            continue
+        pk = positive_int(values.get(item.field_name))
+        if pk and pk != item.eligible.scope_id:
+            wanted[item.eligible.pk] = pk
+    if not wanted:
+        return {}
+    found = Scope.objects.in_bulk(set(wanted.values()))
+    chosen = {}
+    for item in items:
+        scope = found.get(wanted.get(item.eligible.pk))
+        if scope is not None and scope.is_at_or_below(item.eligible.scope):
+            chosen[item.eligible.pk] = scope
+    return chosen
 
 
 def hours_to_duration(hours) -> timedelta:
@@ -155,19 +180,34 @@ class ActivateForm(forms.Form):
         self.requires_justification = any(item.requires_justification for item in items)
         self.requires_ticket = any(item.requires_ticket for item in items)
 
+        # Only the eligible scope and the one posted are offered (checked at or below it);
+        # any other id is not a valid choice. The page's script searches the scopes below.
+        self.chosen = chosen_scopes(items, self.data) if self.is_bound else {}
+        search_url = reverse("assignments:my_scope_search")
         scope_fields = []
         for item in items:
-            if item.scopes:
+            if item.narrowable:
+                offered = [item.eligible.scope]
+                if item.eligible.pk in self.chosen:
+                    offered.append(self.chosen[item.eligible.pk])
                 self.fields[item.field_name] = forms.TypedChoiceField(
                     choices=[
-                        (scope.pk, scope_label(scope, item.eligible.scope)) for scope in item.scopes
+                        (scope.pk, scope_label(scope, item.eligible.scope)) for scope in offered
                     ],
                     coerce=int,
                     empty_value=None,
                     required=False,  # not given: the eligible scope itself
                     initial=item.eligible.scope.pk,
                     label=f"Scope for {item.eligible.role}",
-                    help_text=f"Your eligible scope ({item.eligible.scope.name}) or narrower.",
+                    help_text=f"Your eligible scope ({item.eligible.scope.name}) or narrower: "
+                    "search for a scope below it.",
+                    widget=forms.Select(
+                        attrs={
+                            "data-scope-search-url": f"{search_url}?eligible={item.eligible.pk}",
+                            "data-scope-search-label": f"Search scopes below "
+                            f"{item.eligible.scope.name}",
+                        }
+                    ),
                 )
                 scope_fields.append(Field(item.field_name))
         if self.default_duration:
@@ -214,8 +254,17 @@ class ActivateForm(forms.Form):
         items = []
         for item in self.items:
             chosen = data.get(item.field_name)
-            scope = next((s for s in item.scopes if s.pk == chosen), None)
-            items.append({"eligible_id": item.eligible.pk, "scope": scope})
+            scope = self.chosen.get(item.eligible.pk)
+            if scope is None or scope.pk != chosen:
+                scope = None  # the eligible scope itself
+            items.append(
+                {
+                    "eligible_id": item.eligible.pk,
+                    "eligible": item.eligible,  # read as the user's own by activation_items
+                    "policy": item.policy,
+                    "scope": scope,
+                }
+            )
         return {
             "items": items,
             "start": data.get("start"),

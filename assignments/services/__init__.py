@@ -13,6 +13,7 @@ The names below are the package's public use cases; callers import them from her
 """
 
 from assignments.services.activation import (
+    NO_DEVICE,
     BulkOutcome,
     check_mfa,
     get_own_eligible,
@@ -55,6 +56,7 @@ from assignments.services.scopes import (
 __all__ = [
     "POLICY_FIELDS",
     "UNCHANGED",
+    "NO_DEVICE",
     "BulkOutcome",
     "RequestConflict",
     "activations_end_on_leaving_group",

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import CharField, Value
 from django.utils import timezone
 
 from assignments.models import (
@@ -44,6 +45,7 @@ from pim_portal import mfa
 from pim_portal.actor import Actor
 
 WRONG_CODE = "The MFA code is wrong or was already used."
+NO_DEVICE = "MFA is required: set up an authenticator app first."
 
 # --- Reads -------------------------------------------------------------------------------
 
@@ -85,21 +87,32 @@ def check_mfa(user, code: str | None) -> bool:
     return False
 
 
-def _open_activation(user, role, scope, now):
-    """An activation of the role at the scope that is in force, upcoming or pending (a
-    request past its approval deadline has lapsed, and so is not pending)."""
-    held = (
-        Assignment.objects.not_ended(now)
-        .active()
-        .filter(principal_user=user, role=role, scope=scope)
-        .exists()
-    )
-    pending = (
-        RoleRequest.objects.open(now)
-        .filter(principal_user=user, role=role, scope=scope, kind=AssignmentKind.ACTIVE)
-        .exists()
-    )
-    return held or pending
+def _standing(user, eligible: Assignment | None, role, scope, now) -> set[str]:
+    """What stands for or against an activation, in one query: "eligible" when the
+    eligibility (its role, scope and end as planned) is still the user's and in force, "open"
+    when the role is active, upcoming or pending for them there, "lapsed" when a request for it
+    lapsed and no one has recorded it yet."""
+
+    def tagged(queryset, tag: str):
+        return (
+            queryset.order_by()
+            .annotate(tag=Value(tag, output_field=CharField()))
+            .values_list("tag", flat=True)
+        )
+
+    mine = {"principal_user": user, "role": role, "scope": scope}
+    requests = RoleRequest.objects.filter(kind=AssignmentKind.ACTIVE, **mine)
+    parts = [
+        tagged(Assignment.objects.not_ended(now).active().filter(**mine), "open"),
+        tagged(requests.open(now), "open"),
+        tagged(requests.lapsed(now), "lapsed"),
+    ]
+    if eligible is not None:
+        own = eligible_assignments(user, now).filter(
+            pk=eligible.pk, role=eligible.role_id, scope=eligible.scope_id, end=eligible.end
+        )
+        parts.append(tagged(own, "eligible"))
+    return set(parts[0].union(*parts[1:], all=True))
 
 
 # --- Activation ---------------------------------------------------------------------------
@@ -133,10 +146,12 @@ def _plan_activation(
     ticket_number: str,
     ticket_system: str,
     now: datetime,
+    policy: RolePolicy | None = None,
 ) -> _ActivationPlan:
-    """Every rule an activation must pass before any MFA code is spent on it (or refusal).
-
-    `eligible` must come from get_own_eligible (it is the user's own, in force)."""
+    """Every rule of the role's settings an activation must pass before any MFA code is spent
+    on it (or refusal). Whether `eligible` is the user's and in force, and whether the role is
+    already active or requested, is checked once, in the transaction that makes it (`_standing`).
+    `policy` may be the eligible scope's settings, already read (the activate form reads them)."""
     role = eligible.role
     if role.is_directory_role or scope is None:
         scope = eligible.scope
@@ -144,7 +159,8 @@ def _plan_activation(
         raise ValidationError(
             {"__all__": [f"{scope} is not within your eligible scope {eligible.scope}."]}
         )
-    policy = RolePolicy.objects.effective_for(role, scope)
+    if policy is None or scope.pk != eligible.scope_id:
+        policy = RolePolicy.objects.effective_for(role, scope)
     start = normalise_start(start, now)
     # A duration of zero is a mistake to report, not a request for the maximum.
     duration = policy.activation_max_duration if duration is None else duration
@@ -159,8 +175,6 @@ def _plan_activation(
     )
     if eligible.end is not None and start >= eligible.end:
         problems.append(Problem("Your eligibility ends before that start.", "start"))
-    if _open_activation(user, role, scope, now):
-        problems.append(f"{role} at {scope} is already active or requested for you.")
     if problems:
         raise ValidationError(by_field(problems))
     return _ActivationPlan(
@@ -210,12 +224,11 @@ def request_activate(
         now=timezone.now(),
     )
     if plan.policy.require_mfa_on_activation and not mfa_verified:
-        if not mfa.has_device(user):
-            raise ValidationError(
-                {"mfa_code": [f"{plan.role} requires MFA: set up an authenticator app first."]}
-            )
-        if not check_mfa(user, mfa_code):
-            raise ValidationError({"mfa_code": [WRONG_CODE]})
+        refusal = _mfa_refusal(user, mfa_code)
+        if refusal is not None:
+            if refusal == NO_DEVICE:
+                refusal = f"{plan.role} requires MFA: set up an authenticator app first."
+            raise ValidationError({"mfa_code": [refusal]})
     return _carry_out(plan)
 
 
@@ -247,48 +260,67 @@ def _activate_now_or_later(plan: _ActivationPlan, request: RoleRequest) -> Assig
     return assignment
 
 
+class _NoLongerEligible(Exception):
+    """Raised inside the transaction, answered outside it (the refusal is audited there)."""
+
+
 def _carry_out(plan: _ActivationPlan) -> RoleRequest:
     """Make the request (and the activation, when no approval is needed) in one transaction."""
+    try:
+        return _carry_out_locked(plan)
+    except _NoLongerEligible:
+        get_own_eligible(plan.user, plan.eligible.pk)  # someone else's: audited, refused
+        raise ValidationError(
+            "That eligible assignment has changed or ended: open My roles and try again."
+        ) from None
+    except IntegrityError:
+        raise ValidationError(
+            f"{plan.role} at {plan.scope} is already requested for you."
+        ) from None
+
+
+def _carry_out_locked(plan: _ActivationPlan) -> RoleRequest:
     user, role, scope = plan.user, plan.role, plan.scope
     needs_approval = plan.policy.require_approval
-    try:
-        with transaction.atomic():
-            # Lock the user: two submissions, even through two eligibilities (direct and via a
-            # group) for the same role, queue up here and the second sees the first.
-            get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+    with transaction.atomic():
+        # Lock the user: two submissions, even through two eligibilities (direct and via a
+        # group) for the same role, queue up here and the second sees the first.
+        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+        standing = _standing(user, plan.eligible, role, scope, timezone.now())
+        if "eligible" not in standing:
+            raise _NoLongerEligible
+        if "lapsed" in standing:
             # A request that lapsed unrecorded must not block this one (the rule of time).
             requests_lapse_stale(
                 principal_user=user, role=role, scope=scope, kind=AssignmentKind.ACTIVE
             )
-            if _open_activation(user, role, scope, timezone.now()):
-                raise ValidationError(f"{role} at {scope} is already active or requested for you.")
-            request = RoleRequest(
-                action=RequestAction.SELF_ACTIVATE,
-                principal_user=user,
-                role=role,
-                scope=scope,
-                kind=AssignmentKind.ACTIVE,
-                requested_by=user,
-                start=plan.start,
-                duration=plan.duration,
-                justification=plan.justification,
-                ticket_number=plan.ticket_number,
-                ticket_system=plan.ticket_system,
-                target_assignment=plan.eligible,
-            )
-            assignment = None
-            if needs_approval:
-                _submit_for_approval(plan, request)
-            else:
-                assignment = _activate_now_or_later(plan, request)
-            after_commit(
-                request.pk,
-                assignment.pk if assignment else None,
-                submitted=needs_approval,
-                activated=True,
-            )
-    except IntegrityError:
-        raise ValidationError(f"{role} at {scope} is already requested for you.") from None
+        if "open" in standing:
+            raise ValidationError(f"{role} at {scope} is already active or requested for you.")
+        request = RoleRequest(
+            action=RequestAction.SELF_ACTIVATE,
+            principal_user=user,
+            role=role,
+            scope=scope,
+            kind=AssignmentKind.ACTIVE,
+            requested_by=user,
+            start=plan.start,
+            duration=plan.duration,
+            justification=plan.justification,
+            ticket_number=plan.ticket_number,
+            ticket_system=plan.ticket_system,
+            target_assignment=plan.eligible,
+        )
+        assignment = None
+        if needs_approval:
+            _submit_for_approval(plan, request)
+        else:
+            assignment = _activate_now_or_later(plan, request)
+        after_commit(
+            request.pk,
+            assignment.pk if assignment else None,
+            submitted=needs_approval,
+            activated=True,
+        )
     return request
 
 
@@ -302,13 +334,19 @@ class BulkOutcome:
 
 
 def _planned(user, item: dict, form: dict) -> "BulkOutcome":
-    """One item of a bulk activation, checked against every rule before any code is spent."""
+    """One item of a bulk activation, checked against the role's settings before any code is
+    spent. The item may carry the eligible assignment and its settings, already read."""
     outcome = BulkOutcome(eligible_id=item["eligible_id"], label=str(item["eligible_id"]))
     try:
-        eligible = get_own_eligible(user, item["eligible_id"])
+        eligible = item.get("eligible") or get_own_eligible(user, item["eligible_id"])
         outcome.label = f"{eligible.role} at {item.get('scope') or eligible.scope}"
         outcome.plan = _plan_activation(
-            user=user, eligible=eligible, scope=item.get("scope"), now=timezone.now(), **form
+            user=user,
+            eligible=eligible,
+            scope=item.get("scope"),
+            now=timezone.now(),
+            policy=item.get("policy"),
+            **form,
         )
     except ValidationError as error:
         outcome.errors = problems_of(error)
@@ -316,12 +354,15 @@ def _planned(user, item: dict, form: dict) -> "BulkOutcome":
 
 
 def _mfa_refusal(user, code: str | None) -> Problem | None:
-    """Why the code does not do (checked once for the whole form), or None when it does."""
+    """Why the code does not do (checked once for the whole form), or None when it does.
+
+    The code is tried first: a good one costs a single read of the user's devices."""
+    if mfa.verify_code(user, code or ""):
+        return None
     if not mfa.has_device(user):
-        return Problem("MFA is required: set up an authenticator app first.", "mfa_code")
-    if not check_mfa(user, code):
-        return Problem(WRONG_CODE, "mfa_code")
-    return None
+        return Problem(NO_DEVICE, "mfa_code")
+    audit_log.record(action="pim.security.mfa_failed", actor=user, target=user)
+    return Problem(WRONG_CODE, "mfa_code")
 
 
 def request_activate_many(

@@ -8,7 +8,6 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, F, Q
-from django.db.models.functions import Coalesce, Lower
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -25,7 +24,6 @@ from assignments.forms.manage import (
     RolePolicyForm,
     policy_summary,
     scopes_below,
-    tree_sorted,
 )
 from assignments.models import (
     Assignment,
@@ -36,6 +34,7 @@ from assignments.models import (
     Scope,
 )
 from assignments.views.export import membership_text
+from assignments.views.keyset import keyset_page
 from pim_portal.params import choice, clean_text, positive_int
 
 PAGE_SIZE = 25
@@ -135,9 +134,13 @@ def directory_roles(request):
     )
 
 
-def _role_rows(grants: authz.Grants, role: Role, scope: Scope, tab: str, q: str, now):
-    """The role's assignments that apply at the scope: held there or inherited from above."""
-    rows = Assignment.objects.restrict(grants).filter(role=role).at_or_above(scope)
+def _role_rows(role: Role, above: list[int], tab: str, q: str, now):
+    """The role's assignments that apply at a scope (`above`: its id and its ancestors'):
+    held there or inherited from above. Newest first, so that a page is a range of the index
+    (role, kind, start) or (role, end), whatever its depth."""
+    # No restrict(grants) here: the viewer may view the role at the scope (require_view_role),
+    # and so every assignment of it held there or above; its joins would cost a row each.
+    rows = Assignment.objects.filter(role=role, scope_id__in=above)
     if q:
         rows = rows.filter(_principal_filter(q))
     # Canceled before they started (end == start): never in force, neither listed nor counted.
@@ -148,11 +151,8 @@ def _role_rows(grants: authz.Grants, role: Role, scope: Scope, tab: str, q: str,
         expired=Count("pk", filter=Q(end__lte=now)),
     )
     if tab == "expired":
-        rows = rows.ended(now).order_by("-end", "-pk")
-    else:
-        name = Lower(Coalesce("principal_user__display_name", "principal_group__name"))
-        rows = rows.not_ended(now).filter(kind=tab).order_by(name, "start", "pk")
-    return rows.with_related(), counts
+        return rows.ended(now), "end", counts
+    return rows.not_ended(now).filter(kind=tab), "start", counts
 
 
 def _role_page(request, role: Role, scope: Scope):
@@ -160,8 +160,16 @@ def _role_page(request, role: Role, scope: Scope):
     now = timezone.now()
     tab = choice(request.GET.get("tab"), dict(TABS), "eligible")
     q = clean_text(request.GET.get("q"))
-    rows, counts = _role_rows(grants, role, scope, tab, q, now)
-    page_obj = _paginate(request, rows)
+    breadcrumb = None if role.is_directory_role else _breadcrumb(scope, grants)
+    above = [node.pk for node, _ in breadcrumb] if breadcrumb else [scope.pk]
+    rows, field_name, counts = _role_rows(role, above, tab, q, now)
+    page_obj = keyset_page(
+        rows.with_related(),
+        request,
+        field_name=field_name,
+        per_page=PAGE_SIZE,
+        count=counts[tab],
+    )
     for assignment in page_obj:
         assignment.membership = membership_text(assignment, scope)
         assignment.can_manage = grants.can_manage_role(role, assignment.scope)
@@ -177,7 +185,7 @@ def _role_page(request, role: Role, scope: Scope):
             "section": "directory" if role.is_directory_role else "resources",
             "role": role,
             "scope": scope,
-            "breadcrumb": None if role.is_directory_role else _breadcrumb(scope, grants),
+            "breadcrumb": breadcrumb,
             "tabs": [(key, label, counts[key]) for key, label in TABS],
             "tab": tab,
             "q": q,
@@ -207,28 +215,49 @@ def scope_role_detail(request, scope_id: int, role_id: int):
 # Resources -------------------------------------------------------------------------------
 
 
+def _resource_counts(scopes: list[Scope], now) -> None:
+    """Eligible, active and permanent active resource-role assignments in force at each of
+    the scopes (one page of them), in one grouped query."""
+    counts = {
+        row["scope_id"]: row
+        for row in Assignment.objects.in_force(now)
+        .filter(scope_id__in=[scope.pk for scope in scopes], role__kind=RoleKind.RESOURCE)
+        .values("scope_id")
+        .annotate(
+            eligible=Count("pk", filter=Q(kind=AssignmentKind.ELIGIBLE)),
+            active=Count("pk", filter=Q(kind=AssignmentKind.ACTIVE)),
+            permanent=Count("pk", filter=Q(kind=AssignmentKind.ACTIVE, end__isnull=True)),
+        )
+        .order_by()
+    }
+    for scope in scopes:
+        row = counts.get(scope.pk, {})
+        scope.eligible_count = row.get("eligible", 0)
+        scope.active_count = row.get("active", 0)
+        scope.permanent_count = row.get("permanent", 0)
+
+
 @require_GET
 def resources(request):
     grants = authz.request_grants(request)
     tops = grants.top_paths(Perm.VIEW_RESOURCES)
     if not tops:
         authz.deny(request.user, what="view resources")
-    now = timezone.now()
     q = clean_text(request.GET.get("q"))
-    scopes = scopes_below(tops).annotate(
-        **_member_counts("assignments__", now, role__kind=RoleKind.RESOURCE)
-    )
-    tree = tree_sorted(scopes)
+    scopes = scopes_below(tops)
+    if q:
+        scopes = scopes.filter(name__icontains=q)
+    page_obj = _paginate(request, scopes.order_by(queries.tree_order(), "pk"), TREE_PAGE_SIZE)
+    page_scopes = list(page_obj)
+    _resource_counts(page_scopes, timezone.now())
     top_depth = {path: len(path.strip("/").split("/")) // 2 for path in tops}
-    for scope in tree:
+    for scope in page_scopes:
         top = next(path for path in tops if scope.path.startswith(path))
         scope.indent = range(scope.depth - top_depth[top])
-    if q:
-        tree = [scope for scope in tree if q.lower() in scope.name.lower()]
     return render(
         request,
         "assignments/resources.html",
-        {"section": "resources", "page_obj": _paginate(request, tree, TREE_PAGE_SIZE), "q": q},
+        {"section": "resources", "page_obj": page_obj, "q": q},
     )
 
 

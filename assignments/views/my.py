@@ -33,6 +33,7 @@ from assignments.models import (
     RoleRequest,
     Scope,
 )
+from assignments.queries import tree_order
 from pim_portal import mfa
 from pim_portal.humanize import when
 from pim_portal.params import choice, positive_int
@@ -79,22 +80,29 @@ def _membership(assignment: Assignment, at: Scope | None) -> tuple[str, str]:
     return "direct", "Direct"
 
 
+MAX_SCOPE_CHOICES = 200
+
+
 def _scope_filter(request, user):
     """The optional ?scope= filter: resource roles that apply at one scope, inherited or not.
 
-    The choices are the scopes at or below those where the user holds a resource role.
+    The scopes offered are those where the user holds a resource role, and the one chosen when
+    it lies below one of them; the page's script searches the others (search.my_scope_search),
+    so the page does not carry every scope below every assignment.
     """
-    paths = set(
-        Assignment.objects.for_user(user)
-        .filter(role__kind=RoleKind.RESOURCE)
-        .values_list("scope__path", flat=True)
+    held = Assignment.objects.for_user(user).filter(role__kind=RoleKind.RESOURCE)
+    choices = list(
+        Scope.objects.filter(pk__in=held.values("scope_id")).order_by(tree_order(), "pk")[
+            :MAX_SCOPE_CHOICES
+        ]
     )
-    choices = Scope.objects.none()
-    for path in sorted(paths, key=len):
-        choices = choices | Scope.objects.filter(path__startswith=path)
-    choices = list(choices.order_by("path")[:500]) if paths else []
     wanted = positive_int(request.GET.get("scope"))
     selected = next((scope for scope in choices if scope.pk == wanted), None)
+    if wanted and selected is None and choices:
+        below = Scope.objects.filter(pk=wanted).first()
+        if below is not None and any(below.is_at_or_below(scope) for scope in choices):
+            selected = below
+            choices.append(below)
     return choices, selected
 
 
@@ -238,14 +246,15 @@ def activate(request):
         # alike, audited: ids do not leak.
         authz.own_eligible(user, missing[0])
     form = ActivateForm(request.POST if request.method == "POST" else None, items=items)
-    if form.requires_mfa and not mfa.has_device(user):
-        messages.info(request, "Set up an authenticator app first: this role asks for a code.")
-        back = f"{reverse('assignments:activate')}?{urlencode([('eligible', i) for i in ids])}"
-        return redirect(f"{reverse('mfa_enroll')}?{urlencode({'next': back})}")
+    # A POST learns of a missing authenticator from the service, without a read of its own.
+    if request.method == "GET" and form.requires_mfa and not mfa.has_device(user):
+        return _enroll_first(request, ids)
 
     if request.method == "POST" and form.is_valid():
         arguments = form.activation_input()
         outcomes = services.request_activate_many(actor=user, **arguments)
+        if any(services.NO_DEVICE in outcome.errors for outcome in outcomes):
+            return _enroll_first(request, ids)
         labels = {item.eligible.pk: item.label for item in items}
         if any(outcome.request is not None for outcome in outcomes):
             for outcome in outcomes:
@@ -260,6 +269,12 @@ def activate(request):
         "assignments/activate.html",
         {"section": "my_roles", "form": form, "items": items},
     )
+
+
+def _enroll_first(request, ids: list[int]):
+    messages.info(request, "Set up an authenticator app first: this role asks for a code.")
+    back = f"{reverse('assignments:activate')}?{urlencode([('eligible', i) for i in ids])}"
+    return redirect(f"{reverse('mfa_enroll')}?{urlencode({'next': back})}")
 
 
 @require_POST

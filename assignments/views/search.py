@@ -1,18 +1,20 @@
 """Small JSON answers for the forms' scripts: principal search, role settings, activation.
 
 The first two only for viewers who may manage some role assignments, as the forms that use
-them; the activation answer only about the viewer's own eligible assignments.
+them; the activation answer and the scope search only about the viewer's own assignments.
 """
 
+from django.db.models import Q
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
 from assignments import authz
 from assignments.catalog import Perm
 from assignments.forms.manage import manageable_roles, policy_summary, scopes_below
-from assignments.forms.my import MAX_BULK, activation_items, parse_ids
+from assignments.forms.my import MAX_BULK, activation_items, chosen_scopes, parse_ids
 from assignments.forms.principals import SEARCH_KINDS, principal_matches
-from assignments.models import RolePolicy, Scope
+from assignments.models import Assignment, RoleKind, RolePolicy, Scope
+from assignments.queries import tree_order
 from pim_portal import params
 
 
@@ -77,9 +79,10 @@ def activation_settings(request):
     """
     ids = parse_ids(request.GET.getlist("eligible"))[:MAX_BULK]
     needs = {"mfa": False, "ticket": False, "justification": False}
-    for item in activation_items(request.user, ids):
-        chosen = params.positive_int(request.GET.get(item.field_name))
-        scope = next((s for s in item.scopes if s.pk == chosen), item.eligible.scope)
+    items = activation_items(request.user, ids)
+    chosen = chosen_scopes(items, request.GET)
+    for item in items:
+        scope = chosen.get(item.eligible.pk, item.eligible.scope)
         policy = item.policy
         if scope.pk != item.eligible.scope_id:
             policy = RolePolicy.objects.effective_for(item.eligible.role, scope)
@@ -87,3 +90,46 @@ def activation_settings(request):
         needs["ticket"] |= policy.require_ticket_on_activation
         needs["justification"] |= policy.require_justification_on_activation
     return JsonResponse(needs)
+
+
+MAX_SCOPES = 20  # scopes one search answers with; the picker asks again as one types
+
+
+def own_resource_paths(user) -> list[str]:
+    """The paths of the scopes where the user holds (or held) a resource role, outermost
+    first, without those already below another: what My roles may be filtered at or below."""
+    paths = sorted(
+        set(
+            Assignment.objects.for_user(user)
+            .filter(role__kind=RoleKind.RESOURCE)
+            .values_list("scope__path", flat=True)
+        ),
+        key=len,
+    )
+    tops: list[str] = []
+    for path in paths:
+        if not any(path.startswith(top) for top in tops):
+            tops.append(path)
+    return tops
+
+
+@require_GET
+def my_scope_search(request):
+    """GET ?q=<letters>[&eligible=<id>]: at most 20 scopes, in tree order, matching by name or
+    path, at or below the user's own eligible assignment (for the activate form), or at or
+    below any scope where the user holds a resource role (for the My roles filter)."""
+    user = request.user
+    q = params.clean_text(request.GET.get("q"), max_length=100)
+    if request.GET.get("eligible") is not None:
+        eligible = authz.own_eligible(user, request.GET.get("eligible"))
+        tops = [] if eligible.role.is_directory_role else [eligible.scope.path]
+    else:
+        tops = own_resource_paths(user)
+    scopes = scopes_below(tops)
+    if q:
+        scopes = scopes.filter(Q(name__icontains=q) | Q(path__icontains=q))
+    found = list(scopes.order_by(tree_order(), "pk")[: MAX_SCOPES + 1])
+    results = [
+        {"id": scope.pk, "label": str(scope), "path": scope.path} for scope in found[:MAX_SCOPES]
+    ]
+    return JsonResponse({"results": results, "more": len(found) > MAX_SCOPES})

@@ -157,16 +157,66 @@ def test_role_detail_filters_by_principal_name(client_for, pra):
     assert [str(a.principal) for a in page_rows(response)] == ["Bob Baker"]
 
 
-def test_role_detail_pages_by_25(client_for, pra):
+def test_role_detail_pages_by_25_newest_first_with_a_cursor(client_for, pra):
     for number in range(30):
         assign(make_user(f"user{number}"), "Billing Administrator")
+    newest_first = list(
+        Assignment.objects.filter(role__name="Billing Administrator").order_by("-start", "-pk")
+    )
 
+    client = client_for(pra)
     target = url("role_detail", role("Billing Administrator").pk)
-    first = client_for(pra).get(target, {"tab": "active"})
-    second = client_for(pra).get(target, {"tab": "active", "page": 2})
+    first = client.get(target, {"tab": "active"})
+    after = first.context["page_obj"].next_cursor
+    second = client.get(target, {"tab": "active", "after": after})
+    before = second.context["page_obj"].previous_cursor
+    back = client.get(target, {"tab": "active", "before": before})
 
-    assert len(page_rows(first)) == 25
-    assert len(page_rows(second)) == 5
+    assert page_rows(first) == newest_first[:25]
+    assert page_rows(second) == newest_first[25:]
+    assert not second.context["page_obj"].has_next
+    assert page_rows(back) == newest_first[:25]
+    assert not back.context["page_obj"].has_previous
+    assert f'href="?tab=active&amp;after={after}"' in first.content.decode()
+    assert "30 in all" in first.content.decode()
+
+
+def test_expired_members_page_by_their_end_most_recent_first(client_for, pra):
+    now = timezone.now()
+    for number in range(30):
+        assign(
+            make_user(f"user{number}"),
+            "Billing Administrator",
+            start=now - timedelta(days=40),
+            end=now - timedelta(days=30 - number),
+        )
+    most_recent_first = list(
+        Assignment.objects.filter(role__name="Billing Administrator").order_by("-end", "-pk")
+    )
+
+    client = client_for(pra)
+    target = url("role_detail", role("Billing Administrator").pk)
+    first = client.get(target, {"tab": "expired"})
+    second = client.get(target, {"tab": "expired", "after": first.context["page_obj"].next_cursor})
+
+    assert page_rows(first) + page_rows(second) == most_recent_first
+
+
+@pytest.mark.parametrize("name", ["after", "before"])
+@pytest.mark.parametrize(
+    "cursor", ["junk", "1.2.3", "12", "1.", ".5", "-99999999999999999.1", "1.\x00"]
+)
+def test_a_bad_cursor_gives_page_one(client_for, pra, name, cursor):
+    for number in range(30):
+        assign(make_user(f"user{number}"), "Billing Administrator")
+    client = client_for(pra)
+    target = url("role_detail", role("Billing Administrator").pk)
+
+    response = client.get(target, {"tab": "active", name: cursor})
+
+    assert response.status_code == 200
+    assert page_rows(response) == page_rows(client.get(target, {"tab": "active"}))
+    assert not response.context["page_obj"].has_previous
 
 
 def test_role_detail_shows_actions_to_a_manager(client_for, pra, eligible_user):

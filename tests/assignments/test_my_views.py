@@ -122,6 +122,18 @@ def test_scope_filter_ignores_scopes_out_of_the_users_reach(erin, tree):
     assert len(entries(response)) == 2
 
 
+def test_scope_filter_offers_the_users_own_scopes_and_the_one_chosen(erin, tree):
+    plain = erin.get(MY_ROLES)
+    chosen = erin.get(MY_ROLES + f"?scope={tree['vm'].pk}")
+
+    assert plain.context["scope_choices"] == [tree["sub"]]
+    assert chosen.context["scope_choices"] == [tree["sub"], tree["vm"]]
+    assert chosen.context["at_scope"] == tree["vm"]
+    html = plain.content.decode()
+    assert f'data-scope-search-url="{reverse("assignments:my_scope_search")}"' in html
+    assert tree["rg"].path not in html  # below the user's scope: searched for, not listed
+
+
 def test_active_tab_shows_activation_end_and_deactivate(erin, eligible_user):
     eligible_user.time_zone = "Europe/Paris"
     eligible_user.save()
@@ -272,12 +284,33 @@ def test_activate_form_asks_for_ticket_and_code_when_required(erin, eligible_use
     assert {"ticket_number", "ticket_system", "mfa_code"} <= set(form.fields)
 
 
-def test_activate_form_offers_the_eligible_scope_and_below(erin, eligible_user, tree):
+def test_activate_form_offers_the_eligible_scope_and_a_search_below_it(erin, eligible_user, tree):
     relax("Contributor")
     eligible = eligible_for(eligible_user, "Contributor")
-    form = erin.get(ACTIVATE + f"?eligible={eligible.pk}").context["form"]
-    offered = [value for value, _ in form.fields[f"scope_{eligible.pk}"].choices]
-    assert offered == [tree["sub"].pk, tree["rg"].pk, tree["vm"].pk]
+    response = erin.get(ACTIVATE + f"?eligible={eligible.pk}")
+    field = response.context["form"].fields[f"scope_{eligible.pk}"]
+    assert [value for value, _ in field.choices] == [tree["sub"].pk]
+    search = reverse("assignments:my_scope_search") + f"?eligible={eligible.pk}"
+    assert field.widget.attrs["data-scope-search-url"] == search
+    html = response.content.decode()
+    assert f'data-scope-search-url="{search}"' in html
+    assert "js/scope-picker.js" in html
+    assert "web-vm-01" not in html  # the scopes below are searched for, not inlined
+
+
+def test_activate_form_offers_the_narrower_scope_posted_back(erin, eligible_user, tree):
+    relax("Contributor", require_justification_on_activation=True)
+    eligible = eligible_for(eligible_user, "Contributor")
+    response = post_activate(
+        erin, [eligible.pk], justification="", **{f"scope_{eligible.pk}": tree["vm"].pk}
+    )
+    assert response.status_code == 200  # refused: no reason given
+    form = response.context["form"]
+    assert [v for v, _ in form.fields[f"scope_{eligible.pk}"].choices] == [
+        tree["sub"].pk,
+        tree["vm"].pk,
+    ]
+    assert form[f"scope_{eligible.pk}"].value() == str(tree["vm"].pk)
 
 
 def test_activate_form_defaults_to_the_smallest_maximum(erin, eligible_user):

@@ -13,7 +13,7 @@ from assignments.forms.manage import RolePolicyForm
 from assignments.forms.principals import MAX_MATCHES, PrincipalsField
 from assignments.models import Assignment, AssignmentKind, RolePolicy
 from tests.assignments.test_manage_views import add_data, settings_data
-from tests.factories import make_group, make_user, role
+from tests.factories import make_group, make_scope, make_user, role
 
 pytestmark = pytest.mark.django_db
 
@@ -384,3 +384,69 @@ def test_activate_page_carries_the_settings_address(client_for, eligible_user):
     )
 
     assert f'data-activation-settings-url="{url("activation_settings")}"' in content
+
+
+# Scopes below one's own: the activate form's and My roles' scope search -------------------
+
+
+def scope_search(client, **query):
+    response = client.get(url("my_scope_search"), query)
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_scope_search_answers_the_scopes_at_and_below_the_eligible_scope(
+    client_for, eligible_user, tree
+):
+    eligible = Assignment.objects.get(principal_user=eligible_user, role__kind="resource")
+    client = client_for(eligible_user)
+
+    everything = scope_search(client, eligible=eligible.pk)
+    by_name = scope_search(client, eligible=eligible.pk, q="VM-01")
+    by_path = scope_search(client, eligible=eligible.pk, q="resourceGroups/web")
+    outside = scope_search(client, eligible=eligible.pk, q="Sandbox")
+
+    assert [r["id"] for r in everything["results"]] == [
+        tree["sub"].pk,
+        tree["rg"].pk,
+        tree["vm"].pk,
+    ]
+    assert not everything["more"]
+    assert by_name["results"] == [
+        {"id": tree["vm"].pk, "label": str(tree["vm"]), "path": tree["vm"].path}
+    ]
+    assert [r["id"] for r in by_path["results"]] == [tree["rg"].pk, tree["vm"].pk]
+    assert outside["results"] == []
+
+
+def test_scope_search_answers_at_most_20_and_says_there_are_more(client_for, eligible_user, tree):
+    for number in range(25):
+        make_scope(f"vm{number:02d}", "resource", tree["rg"])
+    eligible = Assignment.objects.get(principal_user=eligible_user, role__kind="resource")
+
+    answer = scope_search(client_for(eligible_user), eligible=eligible.pk, q="vm")
+
+    assert len(answer["results"]) == 20
+    assert answer["more"]
+
+
+def test_scope_search_without_an_eligible_searches_below_the_users_resource_scopes(
+    client_for, eligible_user, tree
+):
+    answer = scope_search(client_for(eligible_user), q="web")
+
+    assert [r["id"] for r in answer["results"]] == [tree["rg"].pk, tree["vm"].pk]
+
+
+def test_scope_search_of_someone_elses_eligible_assignment_is_a_404(
+    client_for, eligible_user, outsider, tree
+):
+    eligible = Assignment.objects.get(principal_user=eligible_user, role__kind="resource")
+
+    response = client_for(outsider).get(url("my_scope_search"), {"eligible": eligible.pk})
+
+    assert response.status_code == 404
+
+
+def test_scope_search_for_someone_without_resource_roles_is_empty(client_for, outsider, tree):
+    assert scope_search(client_for(outsider), q="")["results"] == []

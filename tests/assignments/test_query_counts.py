@@ -1,13 +1,17 @@
 """List pages ask the database a fixed number of questions, however many rows they show."""
 
+from datetime import timedelta
+
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from assignments.models import Assignment, AssignmentKind, Role, RoleKind, ScopeKind
-from tests.factories import assign, make_group, make_scope, make_user, role
+from assignments.models import Assignment, AssignmentKind, Role, RoleKind, Scope, ScopeKind
+from tests.assignments.activation_support import relax
+from tests.factories import assign, make_group, make_scope, make_user, role, root
 
 pytestmark = pytest.mark.django_db
 
@@ -124,3 +128,139 @@ def test_scope_detail_query_count_does_not_grow(
 
     with django_assert_max_num_queries(baseline):
         client.get(url)
+
+
+# Deep pages cost what page one costs -----------------------------------------------------
+
+
+def many_scopes(parent, count: int) -> list[Scope]:
+    """`count` resource groups below `parent`, inserted at once (paths built as save() does)."""
+    Scope.objects.bulk_create(
+        Scope(
+            name=f"Group {number:04d}",
+            slug=f"g{number:04d}",
+            kind=ScopeKind.RESOURCE_GROUP,
+            parent=parent,
+            path=f"{parent.path}resourceGroups/g{number:04d}/",
+            depth=parent.depth + 1,
+        )
+        for number in range(count)
+    )
+    return list(Scope.objects.filter(parent=parent).order_by("path"))
+
+
+def many_members(role_name: str, count: int, *, scope=None, kind=AssignmentKind.ACTIVE, end=None):
+    now = timezone.now()
+    users = get_user_model().objects.bulk_create(
+        get_user_model()(username=f"bulk{number:05d}", display_name=f"Bulk {number:05d}")
+        for number in range(count)
+    )
+    Assignment.objects.bulk_create(
+        Assignment(
+            principal_user=user,
+            role=role(role_name),
+            scope=scope or root(),
+            kind=kind,
+            start=now - timedelta(days=60, minutes=number),
+            end=end or now + timedelta(days=30),
+        )
+        for number, user in enumerate(users)
+    )
+
+
+def captured(client, url: str):
+    client.get(url)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200
+    return response, len(queries)
+
+
+def test_a_deep_page_of_the_resources_tree_costs_what_page_one_costs(
+    client_for, security_reader, tree
+):
+    groups = many_scopes(tree["sub"], 200)
+    deep_group = groups[150]  # past the first three pages of 50
+    assign(make_user("deep"), "Reader", scope=deep_group, kind=AssignmentKind.ELIGIBLE)
+    client = client_for(security_reader)
+    url = reverse("assignments:resources")
+
+    first, first_queries = captured(client, url)
+    deep, deep_queries = captured(client, url + "?page=4")
+
+    assert deep_queries == first_queries
+    shown = {scope.pk: scope for scope in deep.context["page_obj"]}
+    assert shown[deep_group.pk].eligible_count == 1  # counted for the page's scopes
+    assert deep.context["page_obj"].number == 4
+    assert deep.context["page_obj"].paginator.count == Scope.objects.count()
+    paths = [scope.path for scope in first.context["page_obj"]]
+    assert paths == sorted(paths)  # tree order: every parent before its children
+
+
+@pytest.mark.parametrize("tab", ["eligible", "active", "expired"])
+def test_a_deep_page_of_a_busy_role_costs_what_page_one_costs(client_for, pra, tab):
+    kind = AssignmentKind.ELIGIBLE if tab == "eligible" else AssignmentKind.ACTIVE
+    end = timezone.now() - timedelta(days=1) if tab == "expired" else None
+    many_members("Billing Administrator", 200, kind=kind, end=end)
+    client = client_for(pra)
+    url = reverse("assignments:role_detail", args=[role("Billing Administrator").pk])
+    url += f"?tab={tab}"
+
+    first, first_queries = captured(client, url)
+    page = first.context["page_obj"]
+    seen = list(page)
+    for _ in range(4):  # four pages on, by the Next links
+        page = captured(client, f"{url}&after={page.next_cursor}")[0].context["page_obj"]
+        seen += list(page)
+    deep, deep_queries = captured(client, f"{url}&after={page.next_cursor}")
+
+    assert deep_queries == first_queries
+    assert len(deep.context["page_obj"]) == 25
+    assert deep.context["page_obj"].count == 200
+    assert len({a.pk for a in seen + list(deep.context["page_obj"])}) == 150
+
+
+def test_a_deep_page_of_a_role_at_a_scope_costs_what_page_one_costs(
+    client_for, resource_owner, tree
+):
+    many_members("Reader", 120, scope=tree["sub"])
+    client = client_for(resource_owner)
+    url = reverse("assignments:scope_role_detail", args=[tree["rg"].pk, role("Reader").pk])
+    url += "?tab=active"
+
+    first, first_queries = captured(client, url)
+    after = first.context["page_obj"].next_cursor
+    deep, deep_queries = captured(client, f"{url}&after={after}")
+
+    assert deep_queries == first_queries
+    assert deep.context["page_obj"].has_previous
+    assert {a.membership for a in deep.context["page_obj"]} == {
+        "Inherited from Subscription Production"
+    }
+
+
+# Self-service pages do not carry the tree below an eligible scope -----------------------
+
+
+@pytest.mark.parametrize(
+    "page", ["my roles: eligible", "my roles: active", "my roles: expired", "activate form"]
+)
+def test_self_service_pages_do_not_grow_with_the_scopes_below_an_eligible_one(
+    client_for, eligible_user, tree, page
+):
+    relax("Contributor")  # no MFA to set up first
+    client = client_for(eligible_user)
+    eligible = Assignment.objects.get(principal_user=eligible_user, role__kind="resource")
+    if page == "activate form":
+        url = reverse("assignments:activate") + f"?eligible={eligible.pk}"
+    else:
+        url = reverse("assignments:my_roles") + f"?tab={page.split(': ')[1]}"
+
+    small, small_queries = captured(client, url)
+    many_scopes(tree["sub"], 300)
+    many_scopes(tree["rg"], 300)
+    large, large_queries = captured(client, url)
+
+    assert large_queries == small_queries
+    assert abs(len(large.content) - len(small.content)) < 200
+    assert b"Group 0299" not in large.content
