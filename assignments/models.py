@@ -137,21 +137,33 @@ def default_notifications() -> dict:
 class RolePolicyQuerySet(models.QuerySet):
     def effective_for(self, role: Role, scope: "Scope | None" = None) -> "RolePolicy":
         """The most specific settings along the scope's ancestry, else the role's own."""
+        return self.effective_and_below(role, scope, below=False)[0]
+
+    def effective_and_below(
+        self, role: Role, scope: "Scope | None" = None, *, below: bool = True
+    ) -> tuple["RolePolicy", list["RolePolicy"]]:
+        """The scope's effective settings and (`below`) the overrides at or below it: one query.
+
+        A resource role can be activated at a narrower scope, whose override may ask for more."""
         candidates = self.filter(role=role).select_related("scope", "role")
         if scope is not None and not role.is_directory_role:
-            candidates = candidates.filter(
-                Q(scope__isnull=True) | Q(scope__path__in=ancestor_paths(scope.path))
-            )
+            wanted = Q(scope__isnull=True) | Q(scope__path__in=ancestor_paths(scope.path))
+            if below:
+                wanted |= Q(scope__path__startswith=scope.path)
+            candidates = candidates.filter(wanted)
         else:
             candidates = candidates.filter(scope__isnull=True)
-        best = None
+        best, narrower = None, []
         for policy in candidates:
+            if policy.scope_id is not None and policy.scope.path.startswith(scope.path):
+                narrower.append(policy)
+                if policy.scope_id != scope.pk:
+                    continue  # strictly below: not this scope's own settings
             depth = -1 if policy.scope_id is None else policy.scope.depth
             if best is None or depth > best[0]:
                 best = (depth, policy)
-        if best is None:
-            return RolePolicy(role=role)  # unsaved defaults: a role always has settings
-        return best[1]
+        # Unsaved defaults when nothing is stored: a role always has settings.
+        return (RolePolicy(role=role) if best is None else best[1]), narrower
 
 
 class RolePolicy(models.Model):

@@ -87,14 +87,11 @@ def activation_items(user, ids: list[int]) -> list[ActivationItem]:
         if eligible is None:
             continue
         role, scope = eligible.role, eligible.scope
-        policy = RolePolicy.objects.effective_for(role, scope)
-        policies = [policy]
-        item = ActivationItem(eligible=eligible, policy=policy)
-        if not role.is_directory_role:
-            item.narrowable = True
-            policies += list(
-                RolePolicy.objects.filter(role=role, scope__path__startswith=scope.path)
-            )
+        policy, narrower = RolePolicy.objects.effective_and_below(role, scope)
+        policies = [policy, *narrower]
+        item = ActivationItem(
+            eligible=eligible, policy=policy, narrowable=not role.is_directory_role
+        )
         item.requires_mfa = any(p.require_mfa_on_activation for p in policies)
         item.requires_justification = any(p.require_justification_on_activation for p in policies)
         item.requires_ticket = any(p.require_ticket_on_activation for p in policies)

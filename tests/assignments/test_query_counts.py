@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core import mail
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -264,3 +265,49 @@ def test_self_service_pages_do_not_grow_with_the_scopes_below_an_eligible_one(
     assert large_queries == small_queries
     assert abs(len(large.content) - len(small.content)) < 200
     assert b"Group 0299" not in large.content
+
+
+# An activation ---------------------------------------------------------------------------------
+
+
+def statements(context) -> list[str]:
+    """The statements a request ran, without the savepoints of the test's own transaction
+    (outside a test, atomic() opens a real transaction, which is not a statement here)."""
+    return [
+        q["sql"]
+        for q in context.captured_queries
+        if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT"))
+    ]
+
+
+@pytest.mark.parametrize("role_name", ["Privileged Role Administrator", "Contributor"])
+def test_an_activation_with_mfa_and_a_reason_takes_at_most_12_queries(
+    client_for, eligible_user, tree, role_name, django_capture_on_commit_callbacks
+):
+    from tests.assignments.activation_support import code_for, make_device, set_policy
+
+    set_policy(role_name, require_mfa_on_activation=True, require_approval=False)
+    device = make_device(eligible_user)
+    client = client_for(eligible_user)
+    eligible = Assignment.objects.get(principal_user=eligible_user, role__name=role_name)
+    many_scopes(tree["sub"], 50)  # scopes below the eligible one cost nothing
+    for _ in range(20):  # nor do the user's other roles
+        assign(eligible_user, "Reader", scope=tree["vm"], kind=AssignmentKind.ELIGIBLE)
+    data = {
+        "eligible": [eligible.pk],
+        "justification": "Incident 42",
+        "duration_hours": "1",
+        "mfa_code": code_for(device),
+    }
+    with (
+        CaptureQueriesContext(connection) as context,
+        django_capture_on_commit_callbacks(execute=False) as queued,
+    ):
+        response = client.post(reverse("assignments:activate"), data)
+    assert response.status_code == 302, response.content[:2000]
+    assert Assignment.objects.filter(activated_from=eligible).exists()
+    ran = statements(context)
+    assert len(ran) <= 12, "\n".join(ran)
+    # The mail leaves the request: queued for a worker, not rendered and sent here.
+    assert mail.outbox == []
+    assert queued, "the activation's mail job was not queued"
