@@ -8,8 +8,9 @@ class ApprovalsConfig(AppConfig):
     def ready(self):
         from django.db.models.signals import post_migrate
 
-        from approvals import notifications, tasks
+        from approvals import notifications, services, tasks
         from assignments.signals import request_canceled, request_lapsed, request_submitted
+        from pim_portal import timekeeper
 
         post_migrate.connect(tasks.ensure_periodic_schedules, sender=self)
         request_submitted.connect(
@@ -20,4 +21,11 @@ class ApprovalsConfig(AppConfig):
         )
         request_canceled.connect(
             notifications.on_request_canceled, dispatch_uid="approvals.on_request_canceled"
+        )
+        timekeeper.register(
+            timekeeper.DueWork(
+                name=tasks.DEADLINE_WORK,
+                next_due=services.next_deadline,
+                run_batch=services.lapse_batch,
+            )
         )

@@ -2,13 +2,13 @@ from crispy_forms.helper import FormHelper
 from crispy_forms.layout import Field, Fieldset, Layout
 from django import forms
 
+from approvals.services import INBOX_FILTERS, bulk_limit
 from assignments.forms.manage import LocalDateTimeField
 from assignments.models import AssignmentKind
 from assignments.services import UNCHANGED
 
 DECISIONS = [("approve", "Approve"), ("deny", "Deny")]
 LOCAL_DATETIME = "%Y-%m-%dT%H:%M"
-MAX_BULK = 100  # a page holds 25; more is not a person clicking
 
 
 class DecisionForm(forms.Form):
@@ -110,7 +110,9 @@ def _minute(value):
 
 
 class BulkDecisionForm(forms.Form):
-    """Approve or deny the selected requests of the inbox with one justification."""
+    """Approve or deny the selected requests of the inbox with one justification; or, with
+    `all_matching`, every request waiting for the user that matches the inbox's filters (the
+    server runs the filter again), up to the bulk limit."""
 
     decision = forms.ChoiceField(choices=DECISIONS)
     justification = forms.CharField(
@@ -118,6 +120,10 @@ class BulkDecisionForm(forms.Form):
         error_messages={"required": "Give a justification for your decision."},
     )
     request = forms.CharField(required=False)  # the checkboxes; read with getlist
+    all_matching = forms.BooleanField(required=False)
+    role = forms.IntegerField(required=False)
+    scope = forms.IntegerField(required=False)
+    requester = forms.IntegerField(required=False)
 
     def __init__(self, data=None, *args, **kwargs):
         super().__init__(data, *args, **kwargs)
@@ -127,6 +133,8 @@ class BulkDecisionForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        if data.get("all_matching"):
+            return data  # the filter chooses, not the ids
         ids = []
         for raw in getattr(self, "_raw_ids", []):
             try:
@@ -135,10 +143,19 @@ class BulkDecisionForm(forms.Form):
                 raise forms.ValidationError("The selection is not valid.") from None
         if not ids:
             raise forms.ValidationError("Select at least one request.")
-        if len(ids) > MAX_BULK:
-            raise forms.ValidationError(f"Decide at most {MAX_BULK} requests at once.")
+        limit = bulk_limit()
+        if len(ids) > limit:
+            raise forms.ValidationError(f"Decide at most {limit:,} requests at once.")
         self.request_ids = list(dict.fromkeys(ids))
         return data
+
+    @property
+    def takes_all_matching(self) -> bool:
+        return bool(self.cleaned_data.get("all_matching"))
+
+    @property
+    def filters(self) -> dict:
+        return {name: self.cleaned_data.get(name) for name in INBOX_FILTERS}
 
     @property
     def approve(self) -> bool:

@@ -1,4 +1,5 @@
-"""Mail about approvals: called after commit with ids, so each reads fresh rows."""
+"""Mail about approvals: django-q2 tasks queued with ids (`pim_portal.jobs.enqueue`) by the
+change they report, so a worker sends it, reading fresh rows, never the web request."""
 
 from django.urls import reverse
 
@@ -6,6 +7,7 @@ from approvals.authz import DECIDED_BY_APPROVERS, approvers_for
 from approvals.models import ApprovalDecision
 from assignments.models import NotificationEvent, RecipientKind, RolePolicy, RoleRequest
 from assignments.notifications import recipients
+from pim_portal import jobs
 from pim_portal.mail import absolute_url, send_templated_mail
 
 
@@ -71,6 +73,11 @@ def notify_decided(request_id: int, actor_id: int) -> int:
     return sent
 
 
+def notify_decided_many(request_ids: list[int], actor_id: int) -> int:
+    """A bulk decision: the same mail as `notify_decided` for each request, in one task."""
+    return sum(notify_decided(request_id, actor_id) for request_id in request_ids)
+
+
 def notify_lapsed(request_id: int) -> int:
     """A request was not decided in time: tell its requester."""
     request = _request(request_id)
@@ -105,9 +112,10 @@ def notify_canceled(request_id: int, actor_id: int) -> int:
 
 
 def on_request_canceled(sender, request_id: int, actor_id: int, **kwargs) -> None:
-    notify_canceled(request_id, actor_id)
+    """Assignments recorded a cancel (after commit): a worker tells who is concerned."""
+    jobs.enqueue("approvals.notifications.notify_canceled", request_id, actor_id)
 
 
 def on_request_lapsed(sender, request_id: int, **kwargs) -> None:
-    """Assignments recorded a lapse (after commit): tell the requester."""
-    notify_lapsed(request_id)
+    """Assignments recorded a lapse (after commit): a worker tells the requester."""
+    jobs.enqueue("approvals.notifications.notify_lapsed", request_id)

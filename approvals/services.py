@@ -18,27 +18,39 @@ cancel or the lapse end in exactly one outcome, one audit event per decision.
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, Q, Subquery
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    Exists,
+    Min,
+    OuterRef,
+    Q,
+    Subquery,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from approvals.authz import (
     DECIDABLE_ACTIONS,
     DECIDED_BY_ADMINISTRATORS,
-    DECIDED_BY_APPROVERS,
-    group_permissions,
-    may_decide_indexed,
-    policy_index,
+    DECIDED_BY_APPROVERS,  # noqa: F401 (re-exported for views and tests)
+    NOT_YOURS,
+    decidable_by,
+    decidable_condition,
+    is_requester,
     refuse_decision,
     require_may_decide,
-    user_permissions,
+    with_effective_policy,
 )
 from approvals.models import ApprovalDecision, Decision
 from assignments import authz
 from assignments import services as assignment_services
-from assignments.catalog import Perm
 from assignments.models import (
     AssignmentKind,
     RequestAction,
@@ -47,8 +59,13 @@ from assignments.models import (
     RoleRequest,
 )
 from assignments.policy import START_TOLERANCE, assignment_problems
-from assignments.services import UNCHANGED, RequestConflict
+from assignments.services import UNCHANGED, RequestConflict, decided
 from audit import log as audit_log
+from pim_portal import jobs
+from pim_portal.actor import Actor
+
+NOTIFY_DECIDED = "approvals.notifications.notify_decided"
+NOTIFY_DECIDED_MANY = "approvals.notifications.notify_decided_many"
 
 
 class Outcome:
@@ -105,92 +122,95 @@ class InboxItem:
 
 def _pending_open(now: datetime):
     """Pending requests still inside their approval window (a lapsed one is never shown)."""
-    return RoleRequest.objects.pending().filter(
-        Q(approval_deadline__isnull=True) | Q(approval_deadline__gt=now),
-        action__in=DECIDABLE_ACTIONS,
-    )
+    return RoleRequest.objects.pending(now).filter(action__in=DECIDABLE_ACTIONS)
 
 
-def _approved_role_ids(user) -> set[int]:
-    """Roles with a policy that names the user (or a group of theirs) as approver: one query."""
-    return set(
-        RolePolicy.objects.filter(
-            Exists(user_permissions(user)) | Exists(group_permissions(user))
-        ).values_list("role_id", flat=True)
-    )
+def _decided_by(user):
+    return ApprovalDecision.objects.filter(request=OuterRef("pk"), approver=user)
 
 
-def _candidates(user, grants: authz.Grants, now: datetime):
-    """Pending requests the user could possibly decide or, as PRA/GA, see; None when none."""
+def waiting_for(user, grants: authz.Grants, now: datetime | None = None):
+    """The pending requests waiting for the user's decision (what the badge counts): the
+    user may decide them and has not yet. A queryset, so counting is one query."""
+    now = now or timezone.now()
+    requests = decidable_by(_pending_open(now), user, grants)
+    return requests.exclude(Exists(_decided_by(user)))
+
+
+def inbox_requests(user, grants: authz.Grants | None = None, now: datetime | None = None):
+    """The inbox as a queryset, soonest to lapse first, each annotated with `can_decide`,
+    `decided_by_me` and `approval_count`: what the user may decide and, for Privileged Role
+    and Global Administrators, every other pending request (to cancel it)."""
+    now = now or timezone.now()
+    grants = grants or authz.grants_for(user)
     requests = _pending_open(now).exclude(requested_by=user)
-    manages = grants.has_anywhere(Perm.MANAGE_DIRECTORY) or grants.has_anywhere(
-        Perm.MANAGE_RESOURCES
-    )
-    if not manages:
-        roles = _approved_role_ids(user)
-        if not roles:
-            return None
-        requests = requests.filter(role_id__in=roles, action__in=DECIDED_BY_APPROVERS)
-    mine = ApprovalDecision.objects.filter(request=OuterRef("pk"), approver=user)
+    condition = decidable_condition(user, grants)
+    mine = Exists(_decided_by(user))
+    if condition is None:
+        if not grants.can_manage_directory():
+            return requests.none()
+        can_decide = Value(False)
+    else:
+        requests = with_effective_policy(requests)
+        can_decide = Case(
+            When(condition & ~Q(mine), then=Value(True)),
+            default=Value(False),
+            output_field=BooleanField(),
+        )
+        if not grants.can_manage_directory():
+            requests = requests.filter(condition & ~Q(mine))
     approvals = (
         ApprovalDecision.objects.filter(request=OuterRef("pk"), decision=Decision.APPROVE)
         .values("request")
         .annotate(n=Count("pk"))
         .values("n")
     )
-    return requests.annotate(
-        decided_by_me=Exists(mine), approval_count=Coalesce(Subquery(approvals), 0)
+    return (
+        requests.annotate(
+            can_decide=can_decide,
+            decided_by_me=mine,
+            approval_count=Coalesce(Subquery(approvals), 0),
+        )
+        .select_related("principal_user", "principal_group", "role", "scope", "requested_by")
+        .order_by("approval_deadline", "pk")
+    )
+
+
+INBOX_FILTERS = ("role", "scope", "requester")
+
+
+def inbox_filtered(requests, filters: dict):
+    """The inbox narrowed by the filters of its page (role, scope, requester ids; None: all)."""
+    lookups = {"role": "role_id", "scope": "scope_id", "requester": "requested_by_id"}
+    return requests.filter(
+        **{lookups[name]: value for name, value in filters.items() if value is not None}
+    )
+
+
+def inbox_item(request: RoleRequest, grants: authz.Grants) -> InboxItem:
+    """One row of the inbox, from a request of `inbox_requests`."""
+    return InboxItem(
+        request=request,
+        can_decide=request.can_decide,
+        can_cancel=grants.can_manage_directory(),
+        approvals=request.approval_count,
+        decided_by_me=request.decided_by_me,
     )
 
 
 def inbox_items(user, grants: authz.Grants | None = None, now: datetime | None = None):
-    """Every pending request the user may decide, soonest to lapse first.
+    """Every pending request of the user's inbox, soonest to lapse first (a list).
 
     Privileged Role and Global Administrators also see every other pending request (to cancel
-    it), marked as not theirs to decide. A constant number of queries, whatever the rows.
+    it), marked as not theirs to decide. Two queries, whatever the rows.
     """
-    now = now or timezone.now()
     grants = grants or authz.grants_for(user)
-    candidates = _candidates(user, grants, now)
-    if candidates is None:
-        return []
-    requests = list(
-        candidates.select_related(
-            "principal_user", "principal_group", "role", "scope", "requested_by"
-        ).order_by("approval_deadline", "pk")
-    )
-    if not requests:
-        return []
-    index = policy_index({r.role_id for r in requests}, user)
-    sees_all = grants.can_manage_directory()
-    items = []
-    for request in requests:
-        decidable = not request.decided_by_me and may_decide_indexed(user, request, grants, index)
-        if decidable or sees_all:
-            items.append(
-                InboxItem(
-                    request=request,
-                    can_decide=decidable,
-                    can_cancel=sees_all,
-                    approvals=request.approval_count,
-                    decided_by_me=request.decided_by_me,
-                )
-            )
-    return items
+    return [inbox_item(request, grants) for request in inbox_requests(user, grants, now)]
 
 
 def inbox_count(user, grants: authz.Grants | None = None) -> int:
-    """How many requests wait for the user's decision (the navigation badge)."""
-    now = timezone.now()
-    grants = grants or authz.grants_for(user)
-    candidates = _candidates(user, grants, now)
-    if candidates is None:
-        return 0
-    requests = list(candidates.filter(decided_by_me=False).select_related("role", "scope"))
-    if not requests:
-        return 0
-    index = policy_index({r.role_id for r in requests}, user)
-    return sum(1 for r in requests if may_decide_indexed(user, r, grants, index))
+    """How many requests wait for the user's decision (the navigation badge): one COUNT."""
+    return waiting_for(user, grants or authz.grants_for(user)).count()
 
 
 # --- Deciding ------------------------------------------------------------------------------
@@ -200,8 +220,15 @@ def _who(user) -> str:
     return str(user) if user is not None else "someone"
 
 
-def conflict_for(request: RoleRequest, actor, now: datetime) -> DecisionConflict | None:
-    """Why the request can no longer take a decision from the actor, or None when it can."""
+_UNREAD = object()
+
+
+def conflict_for(
+    request: RoleRequest, actor, now: datetime, mine=_UNREAD
+) -> DecisionConflict | None:
+    """Why the request can no longer take a decision from the actor, or None when it can.
+
+    `mine`: the actor's decision on it when the caller read it already (None: none)."""
     status = request.status
     if status == RequestStatus.CANCELED:
         by = "its requester" if request.completed_by_id == request.requested_by_id else None
@@ -233,7 +260,8 @@ def conflict_for(request: RoleRequest, actor, now: datetime) -> DecisionConflict
             f"That request was already {verb} by {_who(request.completed_by)}.",
             Outcome.ALREADY_DECIDED,
         )
-    mine = ApprovalDecision.objects.filter(request=request, approver=actor).first()
+    if mine is _UNREAD:
+        mine = ApprovalDecision.objects.filter(request=request, approver=actor).first()
     if mine is not None:
         return DecisionConflict(
             f"You already {mine.get_decision_display().lower()} that request; "
@@ -364,7 +392,7 @@ def decision_record(
                 request, actor, approve, justification, overrides
             )
             if outcome != Outcome.APPROVAL_RECORDED:
-                _on_commit_notify_decided(request.pk, actor.pk)
+                jobs.enqueue(NOTIFY_DECIDED, request.pk, actor.pk)
     except DecisionConflict as conflict:
         if conflict.outcome == Outcome.LAPSED:
             request_expire(request_id=request_id)
@@ -379,46 +407,214 @@ def decision_record(
     return DecisionResult(request_id=request.pk, outcome=outcome, message=message, request=request)
 
 
+def bulk_limit() -> int:
+    """How many requests one bulk decision may take (setting PIM_BULK_DECISION_MAX)."""
+    return int(getattr(settings, "PIM_BULK_DECISION_MAX", 1000))
+
+
+class _Bulk:
+    """One bulk decision under way: the locked requests, and what happens to each."""
+
+    def __init__(self, actor, approve: bool, justification: str, now: datetime):
+        self.actor = Actor.of(actor)
+        self.user = self.actor.user
+        self.approve, self.justification, self.now = approve, justification, now
+        self.results: dict[int, DecisionResult] = {}
+        self.refusals: list[dict] = []
+        self.decisions: list[ApprovalDecision] = []
+        self.to_lapse: list[RoleRequest] = []
+        self.to_deny: list[RoleRequest] = []
+        self.to_activate: list[RoleRequest] = []
+        self.recorded: list[tuple[RoleRequest, int]] = []
+
+    def refuse(self, request_id: int, request: RoleRequest | None, message: str) -> None:
+        """Like `refuse_decision`, without raising: audited with the others in one INSERT."""
+        self.results[request_id] = DecisionResult(request_id, Outcome.FORBIDDEN, message)
+        user = self.user if getattr(self.user, "is_authenticated", False) else None
+        self.refusals.append(
+            {
+                "action": "pim.security.forbidden",
+                "actor": user,
+                "target": request,
+                "message": message,
+                "principal": request.principal_name if request else "",
+                "role": request.role.name if request else "",
+                "scope": request.scope.path if request else "",
+                "role_request_id": request.pk if request else None,
+            }
+        )
+
+    def decision(self, request: RoleRequest) -> ApprovalDecision:
+        return ApprovalDecision(
+            request=request,
+            approver=self.user,
+            approver_name=str(self.user)[:200],
+            decision=Decision.APPROVE if self.approve else Decision.DENY,
+            justification=self.justification,
+            decided_at=self.now,
+        )
+
+    def one_by_one(self, request: RoleRequest) -> None:
+        """An extend or renew approved: carried out alone (an administrator's rules apply), in
+        a savepoint, so that one refused does not undo the others."""
+        try:
+            with transaction.atomic():
+                self.decision(request).save()
+                done = assignment_services.request_carry_out(
+                    actor=self.actor, request_id=request.pk, justification=self.justification
+                )
+        except ValidationError as error:
+            outcome = DecisionResult(request.pk, Outcome.INVALID, " ".join(error.messages))
+            self.results[request.pk] = outcome
+            return
+        self.results[request.pk] = _carried_out_result(done)
+
+    def take(self, request: RoleRequest, approvals: int) -> None:
+        """Sort one request the actor may decide, and is open to their decision."""
+        if not self.approve:
+            self.to_deny.append(request)
+        elif max(1, request.approvals_required) - approvals - 1 > 0:
+            self.recorded.append((request, approvals + 1))
+        elif request.action == RequestAction.SELF_ACTIVATE:
+            self.to_activate.append(request)
+        else:
+            return self.one_by_one(request)
+        self.decisions.append(self.decision(request))
+
+
+def _carried_out_result(request: RoleRequest) -> DecisionResult:
+    if request.status == RequestStatus.FAILED:
+        note = f"Approved, but it could not be carried out: {request.status_note}"
+        return DecisionResult(request.pk, Outcome.FAILED, note, request)
+    return DecisionResult(request.pk, Outcome.APPROVED, "Request approved.", request)
+
+
+def _waits_for(missing: int) -> str:
+    plural = "" if missing == 1 else "s"
+    return f"Approval recorded: it waits for {missing} more approval{plural}."
+
+
 def decisions_record_bulk(
     *, actor, request_ids, approve: bool, justification: str
 ) -> list[DecisionResult]:
-    """Decide several requests with one justification; each succeeds or fails on its own.
+    """Decide several requests with one justification; each succeeds or fails on its own,
+    with the same outcomes, audit events and mail as `decision_record` one by one.
 
-    Ids the actor may not decide (guessed ones included) are refused and audited one by one.
+    Set-based, in one transaction: the requests are locked once (ordered by pk, so two bulk
+    decisions over the same requests wait for each other rather than deadlock), who decides
+    them is one query, and decisions, activations, status changes and audit events are bulk
+    statements: a constant number of queries for the batch (extends and renews, which
+    administrators decide with their own rules, are carried out one by one). Ids the actor may
+    not decide (guessed ones included) are refused and each refusal audited.
     """
-    if not (justification or "").strip():
+    justification = (justification or "").strip()
+    if not justification:
         raise ValidationError("Give a justification for your decision.")
-    grants = authz.grants_for(actor)
-    results = []
-    seen = set()
-    for request_id in request_ids:
-        if request_id in seen:
-            continue
-        seen.add(request_id)
-        try:
-            results.append(
-                decision_record(
-                    actor=actor,
-                    request_id=request_id,
-                    approve=approve,
-                    justification=justification,
-                    grants=grants,
-                )
-            )
-        except PermissionDenied as refused:
-            results.append(DecisionResult(request_id, Outcome.FORBIDDEN, str(refused)))
-        except DecisionConflict as conflict:
-            results.append(
-                DecisionResult(
-                    request_id,
-                    conflict.outcome,
-                    str(conflict),
-                    RoleRequest.objects.with_related().filter(pk=request_id).first(),
-                )
-            )
-        except ValidationError as error:
-            results.append(DecisionResult(request_id, Outcome.INVALID, " ".join(error.messages)))
-    return results
+    ids = list(dict.fromkeys(request_ids))
+    bulk = _Bulk(actor, approve, justification, timezone.now())
+    grants = authz.grants_for(bulk.actor)
+    with transaction.atomic():
+        locked = {
+            r.pk: r
+            for r in RoleRequest.objects.with_related()
+            .select_related("completed_by")
+            .select_for_update(of=("self",))
+            .filter(pk__in=ids)
+            .order_by("pk")
+        }
+        decidable = set(
+            decidable_by(RoleRequest.objects.filter(pk__in=list(locked)), bulk.user, grants)
+            .values_list("pk", flat=True)
+            .order_by()
+        )
+        mine, approvals = {}, {}
+        for decision in ApprovalDecision.objects.filter(request_id__in=list(decidable)):
+            if decision.approver_id == bulk.user.pk:
+                mine[decision.request_id] = decision
+            if decision.decision == Decision.APPROVE:
+                approvals[decision.request_id] = approvals.get(decision.request_id, 0) + 1
+        for request_id in ids:
+            request = locked.get(request_id)
+            if request is None or request_id not in decidable:
+                own = request is not None and is_requester(bulk.user, request)
+                message = "You cannot decide your own request." if own else None
+                bulk.refuse(request_id, request, message or NOT_YOURS.format(request_id))
+                continue
+            conflict = conflict_for(request, bulk.user, bulk.now, mine.get(request_id))
+            if conflict is not None:
+                if conflict.outcome == Outcome.LAPSED:
+                    bulk.to_lapse.append(request)
+                result = DecisionResult(request_id, conflict.outcome, str(conflict), request)
+                bulk.results[request_id] = result
+                continue
+            bulk.take(request, approvals.get(request_id, 0))
+        _write(bulk)
+    return [bulk.results[request_id] for request_id in ids]
+
+
+def _write(bulk: _Bulk) -> None:
+    """The bulk decision's writes: a few statements, whatever the number of requests."""
+    ApprovalDecision.objects.bulk_create(bulk.decisions)
+    decided.requests_lapse_batch(requests=bulk.to_lapse, now=bulk.now)
+    for request in decided.requests_deny_batch(
+        actor=bulk.actor, requests=bulk.to_deny, justification=bulk.justification, now=bulk.now
+    ):
+        bulk.results[request.pk] = DecisionResult(
+            request.pk, Outcome.DENIED, "Request denied.", request
+        )
+    for request in decided.activations_carry_out_batch(
+        actor=bulk.actor,
+        requests=bulk.to_activate,
+        justification=bulk.justification,
+        now=bulk.now,
+    ):
+        bulk.results[request.pk] = _carried_out_result(request)
+    events = list(bulk.refusals)
+    for request, approvals in bulk.recorded:
+        events.append(
+            {
+                "action": "pim.request.approval_recorded",
+                "actor": bulk.actor,
+                "target": request,
+                "principal": request.principal_name,
+                "role": request.role.name,
+                "scope": request.scope.path,
+                "role_request_id": request.pk,
+                "message": bulk.justification,
+            }
+        )
+        missing = max(1, request.approvals_required) - approvals
+        bulk.results[request.pk] = DecisionResult(
+            request.pk, Outcome.APPROVAL_RECORDED, _waits_for(missing), request
+        )
+    if events:
+        audit_log.record_many(events)
+    decided_ids = [
+        r.request_id
+        for r in bulk.results.values()
+        if r.outcome in (Outcome.APPROVED, Outcome.DENIED, Outcome.FAILED)
+    ]
+    if decided_ids:
+        jobs.enqueue(NOTIFY_DECIDED_MANY, decided_ids, bulk.user.pk)
+
+
+def decisions_record_matching(
+    *, actor, filters: dict, approve: bool, justification: str, grants=None
+) -> tuple[list[DecisionResult], int]:
+    """Decide every request of the actor's inbox that matches the filters, up to the bulk
+    limit (soonest to lapse first): the results, and how many matched in all."""
+    grants = grants or authz.grants_for(actor)
+    matching = inbox_filtered(waiting_for(actor, grants), filters).order_by(
+        "approval_deadline", "pk"
+    )
+    ids = list(matching.values_list("pk", flat=True)[: bulk_limit()])
+    matched = len(ids) if len(ids) < bulk_limit() else matching.count()
+    if not ids:
+        return [], 0
+    results = decisions_record_bulk(
+        actor=actor, request_ids=ids, approve=approve, justification=justification
+    )
+    return results, matched
 
 
 _SUMMARY = [
@@ -471,10 +667,28 @@ def request_expire(*, request_id: int) -> RoleRequest | None:
     return assignment_services.request_lapse(request_id=request_id)
 
 
-def lapse_due(now: datetime | None = None) -> int:
-    """Record the lapse of every pending request whose deadline has passed. How many."""
-    due = RoleRequest.objects.lapsed(now).values_list("pk", flat=True)
-    return sum(request_expire(request_id=request_id) is not None for request_id in list(due))
+def next_deadline() -> datetime | None:
+    """The earliest approval deadline of a pending request (its lapse is due then), or None:
+    one look at the partial index `request_deadline_due`."""
+    return RoleRequest.objects.filter(status=RequestStatus.PENDING_APPROVAL).aggregate(
+        due=Min("approval_deadline")
+    )["due"]
+
+
+def lapse_batch(now: datetime, limit: int) -> int:
+    """The time engine's batch: lapse up to `limit` requests due at `now`, claimed so that two
+    workers never take the same one, in one transaction. How many."""
+    return decided.requests_lapse_due(now=now, limit=limit)
+
+
+def lapse_due(now: datetime | None = None, batch: int = 500) -> int:
+    """Record the lapse of every pending request whose deadline has passed, in batches until
+    none is due (the sweep, and tests without a worker). How many."""
+    now = now or timezone.now()
+    total = 0
+    while did := lapse_batch(now, batch):
+        total += did
+    return total
 
 
 def request_cancel(*, actor, request_id: int) -> RoleRequest:
@@ -496,12 +710,3 @@ def request_cancel(*, actor, request_id: int) -> RoleRequest:
         # Who is told is the approvals app's listener to selfservice's request_canceled.
         request = assignment_services.request_cancel(actor=actor, request_id=request_id)
     return request
-
-
-# --- After commit --------------------------------------------------------------------------
-
-
-def _on_commit_notify_decided(request_id: int, actor_id: int) -> None:
-    from approvals import notifications
-
-    transaction.on_commit(lambda: notifications.notify_decided(request_id, actor_id))

@@ -5,6 +5,7 @@ a request the viewer may not see is a 404 (audited), so ids do not leak.
 """
 
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
@@ -19,7 +20,7 @@ from approvals.forms import AdministratorDecisionForm, BulkDecisionForm, Decisio
 from approvals.timeline import request_timeline
 from assignments import authz
 from assignments import services as assignment_services
-from assignments.models import RequestStatus, RoleRequest
+from assignments.models import RequestStatus, Role, RoleRequest, Scope
 
 PAGE_SIZE = 25
 BULK_RESULT_KEY = "approvals_bulk_result"
@@ -39,41 +40,40 @@ def _int_or_none(value):
         return None
 
 
-def _choices(items, key, label):
-    seen = {}
-    for item in items:
-        seen.setdefault(key(item), label(item))
-    return sorted(seen.items(), key=lambda pair: str(pair[1]).lower())
+def _choices(model, ids) -> list[tuple[int, str]]:
+    """(id, label) of the rows the inbox refers to, for a filter's options: one query."""
+    rows = model.objects.filter(pk__in=ids).order_by()
+    return sorted(((row.pk, str(row)) for row in rows), key=lambda pair: pair[1].lower())
+
+
+def inbox_filters(data) -> dict:
+    return {name: _int_or_none(data.get(name)) for name in services.INBOX_FILTERS}
 
 
 @require_GET
 def inbox(request):
-    """Every pending request the viewer may decide, with filters and bulk decisions."""
+    """Every pending request the viewer may decide, with filters and bulk decisions.
+
+    Filtering, counting and paging are SQL: a constant number of queries, whatever the rows.
+    """
     grants = authz.request_grants(request)
-    items = services.inbox_items(request.user, grants)
-    request._approvals_inbox_count = sum(1 for item in items if item.can_decide)  # the badge
-    filters = {
-        "role": _int_or_none(request.GET.get("role")),
-        "scope": _int_or_none(request.GET.get("scope")),
-        "requester": _int_or_none(request.GET.get("requester")),
-    }
+    requests = services.inbox_requests(request.user, grants)
+    filters = inbox_filters(request.GET)
+    filtered = any(value is not None for value in filters.values())
     options = {
-        "roles": _choices(items, lambda i: i.request.role_id, lambda i: i.request.role.name),
-        "scopes": _choices(items, lambda i: i.request.scope_id, lambda i: str(i.request.scope)),
-        "requesters": _choices(
-            items,
-            lambda i: i.request.requested_by_id,
-            lambda i: str(i.request.requested_by),
-        ),
+        "roles": _choices(Role, requests.values("role_id")),
+        "scopes": _choices(Scope, requests.values("scope_id")),
+        "requesters": _choices(get_user_model(), requests.values("requested_by_id")),
     }
-    shown = [
-        item
-        for item in items
-        if (filters["role"] is None or item.request.role_id == filters["role"])
-        and (filters["scope"] is None or item.request.scope_id == filters["scope"])
-        and (filters["requester"] is None or item.request.requested_by_id == filters["requester"])
-    ]
+    shown = services.inbox_filtered(requests, filters)
     page = Paginator(shown, PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = [services.inbox_item(r, grants) for r in page.object_list]
+    if grants.can_manage_directory():  # they see requests they do not decide: count those
+        decidable_count = shown.filter(can_decide=True).count()
+    else:
+        decidable_count = page.paginator.count
+    if not filtered:
+        request._approvals_inbox_count = decidable_count  # the badge
     return render(
         request,
         "approvals/inbox.html",
@@ -82,9 +82,10 @@ def inbox(request):
             "page_obj": page,
             "items": page.object_list,
             "filters": filters,
-            "filtered": any(value is not None for value in filters.values()),
+            "filtered": filtered,
             "options": options,
-            "decidable_count": sum(1 for item in shown if item.can_decide),
+            "decidable_count": decidable_count,
+            "bulk_limit": services.bulk_limit(),
             "bulk_result": request.session.pop(BULK_RESULT_KEY, None),
             "now": timezone.now(),
         },
@@ -191,15 +192,32 @@ def bulk_decide(request):
             for message in errors:
                 messages.error(request, message)
         return redirect(inbox_url)
-    results = services.decisions_record_bulk(
-        actor=request.user,
-        request_ids=form.request_ids,
-        approve=form.approve,
-        justification=form.cleaned_data["justification"],
-    )
+    taken = ""
+    if form.takes_all_matching:
+        results, matched = services.decisions_record_matching(
+            actor=request.user,
+            filters=form.filters,
+            approve=form.approve,
+            justification=form.cleaned_data["justification"],
+            grants=authz.request_grants(request),
+        )
+        if not results:
+            messages.info(request, "No request waiting for you matches these filters.")
+            return redirect(inbox_url)
+        taken = f"Took {len(results):,} of the {matched:,} matching requests"
+        if len(results) < matched:
+            taken += f" (at most {services.bulk_limit():,} at once: decide again for the rest)"
+        taken += ": "
+    else:
+        results = services.decisions_record_bulk(
+            actor=request.user,
+            request_ids=form.request_ids,
+            approve=form.approve,
+            justification=form.cleaned_data["justification"],
+        )
     all_done = all(r.outcome in services.SUCCESSFUL_OUTCOMES for r in results)
     level = messages.SUCCESS if all_done else messages.WARNING
-    messages.add_message(request, level, services.bulk_summary(results) + ".")
+    messages.add_message(request, level, taken + services.bulk_summary(results) + ".")
     request.session[BULK_RESULT_KEY] = [
         {
             "request_id": r.request_id,

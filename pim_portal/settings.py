@@ -252,6 +252,11 @@ PIM_TIMEKEEPER_FANOUT = env_int("TIMEKEEPER_FANOUT", env_int("Q_WORKERS", 2))
 PIM_TIMEKEEPER_BATCH = env_int("TIMEKEEPER_BATCH", 200)
 PIM_TIMEKEEPER_DRAIN_SECONDS = 60
 
+# Bulk approve or deny: at most this many requests in one action (approvals); a form posting
+# that many ids needs room for them.
+PIM_BULK_DECISION_MAX = env_int("BULK_DECISION_MAX", 1000)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = max(1000, PIM_BULK_DECISION_MAX + 100)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

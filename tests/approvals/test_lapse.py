@@ -5,6 +5,8 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_q.models import Schedule
 
@@ -12,7 +14,8 @@ from approvals import services, tasks
 from approvals.services import DecisionConflict, Outcome
 from assignments.models import Assignment, RequestStatus, RolePolicy, RoleRequest
 from audit.models import AuditEvent
-from tests.approvals.conftest import PRA, needs_approval, submit
+from pim_portal import timekeeper
+from tests.approvals.conftest import PRA, needs_approval, new_requester, submit
 from tests.factories import role
 
 pytestmark = pytest.mark.django_db
@@ -163,3 +166,79 @@ def test_the_lapse_sweep_runs_every_minute(db):
         Schedule.MINUTES,
         1,
     )
+
+
+# --- The time engine's "approval deadlines" ------------------------------------------------
+
+
+def test_no_schedule_is_kept_per_request(request_due):
+    assert not Schedule.objects.filter(name__startswith="pim: approval deadline").exists()
+
+
+def test_the_time_engine_is_due_at_the_earliest_pending_deadline(request_due, eligible_user):
+    assert timekeeper.registered()  # registered in ApprovalsConfig.ready()
+    work = {w.name: w for w in timekeeper.registered()}[tasks.DEADLINE_WORK]
+    assert work.next_due() == request_due.approval_deadline
+    RoleRequest.objects.filter(pk=request_due.pk).update(status=RequestStatus.CANCELED)
+    assert work.next_due() is None
+
+
+def test_run_due_lapses_exactly_the_due_requests_and_twice_does_nothing_twice(
+    approver, tree, submitted_at, django_capture_on_commit_callbacks
+):
+    needs_approval(PRA, approvers=[approver], window=timedelta(hours=2))
+    early = []
+    with time_machine.travel(submitted_at, tick=False):
+        early = [submit(new_requester(f"early{n}")) for n in range(3)]
+    with time_machine.travel(submitted_at + timedelta(minutes=30), tick=False):
+        later = submit(new_requester("later"))
+    deadline = early[0].approval_deadline
+    mail.outbox.clear()
+    with (
+        time_machine.travel(deadline, tick=False),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        assert timekeeper.run_due(tasks.DEADLINE_WORK, limit=2) == 2
+        assert timekeeper.run_due(tasks.DEADLINE_WORK, limit=2) == 1
+        assert timekeeper.run_due(tasks.DEADLINE_WORK, limit=2) == 0
+    assert [status_of(r) for r in early] == [RequestStatus.EXPIRED] * 3
+    assert status_of(later) == RequestStatus.PENDING_APPROVAL
+    events = AuditEvent.objects.filter(action="pim.request.expired")
+    assert sorted(events.values_list("role_request_id", flat=True)) == [r.pk for r in early]
+    assert set(events.values_list("actor_name", flat=True)) == {"system (approval deadline)"}
+    assert events.filter(actor__isnull=False).count() == 0
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(r.requested_by.email for r in early)
+    assert RoleRequest.objects.get(pk=early[0].pk).completed_at == deadline
+
+
+def test_the_sweep_takes_batches_until_none_is_due(approver, tree, submitted_at):
+    needs_approval(PRA, approvers=[approver], window=timedelta(hours=2))
+    with time_machine.travel(submitted_at, tick=False):
+        requests = [submit(new_requester(f"user{n}")) for n in range(5)]
+    with time_machine.travel(requests[0].approval_deadline, tick=False):
+        assert services.lapse_due(batch=2) == 5
+        assert tasks.lapse_sweep() == 0
+
+
+def test_a_lapse_batch_is_a_constant_number_of_queries(approver, tree, submitted_at):
+    needs_approval(PRA, approvers=[approver], window=timedelta(hours=2))
+    with time_machine.travel(submitted_at, tick=False):
+        requests = [submit(new_requester(f"user{n}")) for n in range(13)]
+    deadline = requests[0].approval_deadline
+    with CaptureQueriesContext(connection) as few:
+        services.lapse_batch(deadline, 3)
+    with CaptureQueriesContext(connection) as many:
+        assert services.lapse_batch(deadline, 10) == 10
+    assert len(many.captured_queries) == len(few.captured_queries)
+
+
+def test_the_sweep_removes_schedules_left_by_earlier_versions(db):
+    Schedule.objects.create(
+        name="pim: approval deadline 12",
+        func="approvals.tasks.request_deadline_passed",
+        args="12",
+        schedule_type=Schedule.ONCE,
+    )
+    tasks.ensure_periodic_schedules()
+    assert not Schedule.objects.filter(name="pim: approval deadline 12").exists()
+    assert Schedule.objects.filter(name=tasks.LAPSE_SCHEDULE).exists()

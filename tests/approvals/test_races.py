@@ -6,11 +6,13 @@ event per decision. PostgreSQL only (SQLite serialises writers, so nothing would
 """
 
 import random
+import threading
 import time
 from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.db import connection, transaction
 from django.utils import timezone
 
 from approvals import services
@@ -62,7 +64,7 @@ def in_force(request) -> int:
 def decision_events(request) -> list[str]:
     return list(
         AuditEvent.objects.filter(role_request_id=request.pk, action__in=DECISION_EVENTS)
-        .order_by("seq")
+        .order_by("id")
         .values_list("action", flat=True)
     )
 
@@ -218,3 +220,56 @@ def test_bulk_decisions_by_two_approvers_at_once_decide_each_request_once(two_ap
         status = RoleRequest.objects.get(pk=request.pk).status
         assert activations(request) == (1 if status == RequestStatus.PROVISIONED else 0)
         assert len(decision_events(request)) == 1
+
+
+def test_two_workers_lapsing_at_once_take_each_request_once(tree):
+    approver = make_user("ann")
+    needs_approval(PRA, approvers=[approver], window=timedelta(hours=1))
+    requests = [submit(new_requester(f"user{n}")) for n in range(ROUNDS)]
+    RoleRequest.objects.filter(pk__in=[r.pk for r in requests]).update(
+        approval_deadline=timezone.now() - timedelta(seconds=1)
+    )
+    now = timezone.now()
+
+    def worker():
+        done = 0
+        while did := services.lapse_batch(now, 2):
+            done += did
+        return done
+
+    results = race(worker, worker)
+    assert all(isinstance(r, int) for r in results), results
+    assert sum(results) == ROUNDS
+    for request in requests:
+        assert RoleRequest.objects.get(pk=request.pk).status == RequestStatus.EXPIRED
+        assert decision_events(request) == ["pim.request.expired"]
+
+
+def test_a_claimed_batch_is_skipped_not_waited_for(tree):
+    """SKIP LOCKED: while one worker holds its batch, another takes the rest at once."""
+    approver = make_user("ann")
+    needs_approval(PRA, approvers=[approver], window=timedelta(hours=1))
+    requests = [submit(new_requester(f"user{n}")) for n in range(4)]
+    RoleRequest.objects.filter(pk__in=[r.pk for r in requests]).update(
+        approval_deadline=timezone.now() - timedelta(seconds=1)
+    )
+    held = sorted(r.pk for r in requests)[:2]
+    other: list = []
+
+    def second_worker():
+        try:
+            other.append(services.lapse_batch(timezone.now(), 10))
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        list(RoleRequest.objects.select_for_update().filter(pk__in=held))
+        thread = threading.Thread(target=second_worker)
+        thread.start()
+        thread.join(timeout=20)
+        assert not thread.is_alive(), "the second worker waited for the held rows"
+    assert other == [2]
+    statuses = {r.pk: RoleRequest.objects.get(pk=r.pk).status for r in requests}
+    assert [pk for pk, s in statuses.items() if s == RequestStatus.EXPIRED] == sorted(
+        set(statuses) - set(held)
+    )

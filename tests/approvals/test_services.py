@@ -24,6 +24,7 @@ from assignments.models import (
     RoleRequest,
 )
 from audit.models import AuditEvent
+from pim_portal import timekeeper
 from tests.approvals.conftest import CONTRIBUTOR, PRA, needs_approval, new_requester, submit
 from tests.factories import assign, make_group, make_user
 
@@ -51,7 +52,7 @@ def deny(actor, request, justification="Not during the freeze"):
 def audit_actions(request) -> list[str]:
     return list(
         AuditEvent.objects.filter(role_request_id=request.pk)
-        .order_by("seq")
+        .order_by("id")
         .values_list("action", flat=True)
     )
 
@@ -398,14 +399,14 @@ def test_submission_mails_the_approvers_a_direct_link(
     ]
 
 
-def test_submission_schedules_a_task_at_the_approval_deadline(
+def test_submission_schedules_nothing_the_time_engine_finds_the_deadline(
     eligible_user, pra_needs_alex, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
         request = submit(eligible_user)
-    schedule = Schedule.objects.get(name=f"pim: approval deadline {request.pk}")
-    assert schedule.next_run == request.approval_deadline
-    assert schedule.func == "approvals.tasks.request_deadline_passed"
+    assert not Schedule.objects.filter(name__startswith="pim: approval deadline").exists()
+    work = {w.name: w for w in timekeeper.registered()}["approval deadlines"]
+    assert work.next_due() == request.approval_deadline
 
 
 def test_decision_mails_the_requester_and_the_other_approvers(
