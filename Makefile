@@ -4,7 +4,8 @@ PIP := $(VENV)/bin/pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 SITE_URL ?= http://$(HOST):$(PORT)
-# make bench BENCH="--size small" (or --database-url postgres://... for an empty database)
+# make bench BENCH="--size small" (or --database-url postgres://... for an empty database);
+# throughput through gunicorn: make bench BENCH="throughput --database-url postgres://..."
 BENCH ?= --size large
 
 .PHONY: run test bench lint format check clean install

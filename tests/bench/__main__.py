@@ -2,14 +2,33 @@
 
 Migrates a throw-away SQLite database (or the EMPTY database named by --database-url), fills it
 with bulk inserts (--size small|medium|large; large is 10,000 users, 1,000 groups, 5,000 scopes,
-100,000 assignments, 20,000 requests, 1,000,000 audit events), then measures each main page per
-viewer with the Django test client: SQL queries, median time, and the ratio to a minimal
-signed-in page (the base layout) measured in the same run. Not part of the test suite.
+100,000 assignments, 20,000 requests of which 1,500 pending, 1,000 of them for one named
+approver, 1,000,000 audit events), then measures through the Django test client, per viewer
+(administrator; an eligible user with many eligibilities and a TOTP device; the approver):
+SQL queries, median time, and the ratio to a minimal signed-in page (the base layout) measured
+in the same run. Not part of the test suite. Rows:
+
+- every main page for each viewer: dashboard, directory roles, a busy role's tabs, resources,
+  a busy scope, a role at that scope, My roles (each tab), My requests, Approve requests, a
+  request's page, the busy role's CSV export; "deep" rows follow the page's own "Next" link
+  3 / 10 / 20 times (small / medium / large), whatever pagination it uses;
+- the activate form of a role asking for a TOTP code and a reason, high in the tree;
+- two activation POSTs: a Reader (no MFA) and that role with a valid TOTP code (deactivated
+  in between, unmeasured); the goal is <= 12 queries and <= 5x the minimal page;
+- one bulk approval, from the Approve requests page's own form, of as many fresh requests
+  as the approver has pending (1,000 at large): total queries and time, and per request.
 
 With --check-flat (the default for --size small) it first measures at half the size and fails
-when a page's query count differs between the two sizes. It never asserts a time.
+when a page's query count differs between the two sizes (the bulk row instead prints the
+queries each further request costs). It never asserts a time.
 
     python -m tests.bench [--size small|medium|large] [--repeat 5] [--database-url URL]
+
+Throughput through gunicorn (see throughput.py): activations per second with 4 workers and 8
+clients, and 1 client against 2 clients on 2 workers (parallel activations of different users):
+
+    python -m tests.bench throughput --database-url postgres://... [--size small]
+        [--workers 4 --clients 8 --seconds 20] [--parallel-seconds 10]
 """
 
 import argparse
@@ -24,7 +43,9 @@ from pathlib import Path
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=["small", "medium", "large"], default="large")
-    parser.add_argument("--repeat", type=int, default=5, help="Timed runs per page (median).")
+    parser.add_argument(
+        "--repeat", type=int, default=None, help="Timed runs per page, median (5; small: 3)."
+    )
     parser.add_argument(
         "--database-url",
         default="",
@@ -39,6 +60,8 @@ def parse_args(argv):
     parser.add_argument("--verify-chain", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--markdown", action="store_true", help="Print the table as Markdown.")
     args = parser.parse_args(argv)
+    if args.repeat is None:
+        args.repeat = 3 if args.size == "small" else 5
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     if args.check_flat is None:
@@ -79,6 +102,7 @@ def run(args) -> int:
     from tests.bench.world import SIZES, World
 
     logging.getLogger("django.request").setLevel(logging.CRITICAL)  # 403/404 are results here
+    logging.getLogger("django-q").setLevel(logging.WARNING)  # "Enqueued" per side effect
     counts = SIZES[args.size]
     print(f"PIM Portal benchmark: --size {args.size} on {connection.vendor}", flush=True)
     world = World(activations=2 * (args.repeat + 2) + 2)
@@ -86,7 +110,7 @@ def run(args) -> int:
     half = None
     if args.check_flat:
         timed(f"generate half size {counts.half()}", lambda: world.grow(counts.half()))
-        target = pages.pick_targets(world)
+        target = pages.pick_targets(world, args.size)
         half = timed("measure at half size", lambda: pages.measure_pages(world, target, 0))
     timed(f"generate {counts}", lambda: world.grow(counts))
     if args.verify_chain:
@@ -94,7 +118,7 @@ def run(args) -> int:
         print(f"  audit chain: {checked} events, {broken or 'intact'}")
         if broken:
             problems.append(f"the generated audit chain is broken: {broken}")
-    target = target if half else pages.pick_targets(world)
+    target = target if half else pages.pick_targets(world, args.size)
     results = timed("measure", lambda: pages.measure_pages(world, target, args.repeat))
     print()
     print(pages.table(results, markdown=args.markdown))
@@ -104,6 +128,8 @@ def run(args) -> int:
         problems += [f"query count grows with rows: {line}" for line in grown]
         if not grown:
             print("Query counts are the same at half and full size.")
+        for line in pages.bulk_growth(half, results):
+            print(line)
     errors = [r for r in results if r.status >= 500]
     problems += [f"{r.label} as {r.viewer} answered {r.status}" for r in errors]
     for problem in problems:
@@ -112,7 +138,12 @@ def run(args) -> int:
 
 
 def main(argv=None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["throughput"]:
+        from tests.bench import throughput
+
+        return throughput.main(argv[1:], setup_django)
+    args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="pim-bench-") as folder:
         setup_django(args.database_url or f"sqlite:///{folder}/bench.sqlite3")
         return run(args)

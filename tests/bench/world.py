@@ -12,6 +12,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp.util import random_hex
 from guardian.shortcuts import assign_perm
 
 from assignments.catalog import PRIVILEGED_ROLE_ADMINISTRATOR
@@ -35,6 +37,8 @@ BUSY_ROLE = "Security Reader"  # the directory role holding a third of all assig
 APPROVED_ROLE = "Contributor"  # needs approval by the named approver
 ADMIN_APPROVED_ROLE = "Security Administrator"  # needs approval by the role's administrators
 ACTIVATED_ROLE = "Reader"  # activated by the benchmark: no MFA, no approval
+MFA_ROLE = "User Access Administrator"  # the defaults: a TOTP code and a reason, no approval
+CLIENT_PREFIX = "bench-client-"  # the throughput run's users, one per client
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,8 @@ class World:
         self.activations = activations  # eligible Reader assignments kept for the POST
         self.activation_pool: list[Assignment] = []
         self.activations_used = 0
+        self.mfa_eligible: Assignment | None = None  # activated with a code, then deactivated
+        self.bulk_batches = 0
         self._personas()
 
     # --- The people ------------------------------------------------------------------------
@@ -104,6 +110,10 @@ class World:
             RolePolicy.objects.filter(role=self.roles[name], scope__isnull=True).update(**changes)
         policy = RolePolicy.objects.get(role=self.roles[APPROVED_ROLE], scope__isnull=True)
         assign_perm(f"assignments.{APPROVE_PERMISSION}", self.approver, policy)
+        # The eligible user has an authenticator, as an administrator of a real tenant does.
+        self.totp_device = TOTPDevice.objects.create(
+            user=self.eligible, name="Bench authenticator", key=random_hex(20), confirmed=True
+        )
 
     def _user(self, username: str, name: str):
         return self.User.objects.create(
@@ -122,6 +132,7 @@ class World:
         self._eligible_user(counts.eligibilities)
         self._pending(counts.pending, counts.approver_pending)
         self._activation_pool()
+        self._mfa_eligible()
         self._assignments(counts.assignments)
         self._requests(counts.requests)
         audit_chain.grow(self, counts.audit_events)
@@ -188,8 +199,9 @@ class World:
         self.memberships = memberships
 
     def _eligible_user(self, total: int) -> None:
-        """Eligible at many scopes, high in the tree too; a few active and expired ones."""
-        rows = []
+        """Eligible at many scopes, high in the tree too; a few active and expired activations
+        of them (activated_from set, as an activation through the portal makes them)."""
+        eligibles, shapes = [], []
         high = self.levels[ScopeKind.MANAGEMENT_GROUP] + self.levels[ScopeKind.SUBSCRIPTION]
         for n in range(self.eligibilities, total):
             if n % 5 == 0:
@@ -198,16 +210,20 @@ class World:
                 role = self.resource_roles[n % len(self.resource_roles)]
                 scope = high[n % len(high)] if n % 3 == 0 else self._any_scope()
             permanent = n % 4 == 0
-            rows.append(self._eligible(self.eligible, role, scope, permanent=permanent))
-            if n % 6 == 0:
+            eligibles.append(self._eligible(self.eligible, role, scope, permanent=permanent))
+            shapes.append(n % 6)
+        rows = []
+        for eligible, shape in zip(self._add(eligibles), shapes, strict=True):
+            role, scope = eligible.role, eligible.scope
+            if shape == 0:
                 rows.append(self._assignment(self.eligible, role, scope, "active", self._later()))
-            if n % 6 == 3:
-                start = self.now - timedelta(days=40)
-                rows.append(
-                    self._assignment(
-                        self.eligible, role, scope, "active", start + timedelta(hours=4), start
-                    )
-                )
+            elif shape == 3:
+                start = self.now - timedelta(days=self.random.randint(1, 25))
+                end = start + timedelta(hours=4)
+                rows.append(self._assignment(self.eligible, role, scope, "active", end, start))
+            else:
+                continue
+            rows[-1].activated_from = eligible
         self._add(rows)
         self.eligibilities = total
 
@@ -219,6 +235,41 @@ class World:
             scope = groups[n % len(groups)]
             rows.append(self._eligible(self.eligible, self.roles[ACTIVATED_ROLE], scope))
         self.activation_pool.extend(self._add(rows))
+
+    def _mfa_eligible(self) -> None:
+        """The eligible user's MFA role high in the tree: the activate form lists every scope
+        below it. A management group where the user holds nothing else, so it can be activated."""
+        if self.mfa_eligible is None:
+            scope = self.levels[ScopeKind.MANAGEMENT_GROUP][0]
+            (self.mfa_eligible,) = self._add(
+                [self._eligible(self.eligible, self.roles[MFA_ROLE], scope)]
+            )
+
+    def bulk_batch(self, total: int) -> tuple[Scope, list[int]]:
+        """`total` fresh requests for the named approver, alone at a new resource group so that
+        the inbox's scope filter selects exactly them. Returns (scope, request ids)."""
+        self.bulk_batches += 1
+        parent = self.busy_scope
+        slug = f"bulk-decide-{self.bulk_batches:02d}"
+        kind = ScopeKind.RESOURCE_GROUP
+        scope = Scope.objects.create(
+            name=slug,
+            slug=slug,
+            kind=kind,
+            parent=parent,
+            path=f"{parent.path}{PATH_SEGMENTS[kind]}/{slug}/",
+            depth=parent.depth + 1,
+        )
+        users = self.random.sample(self.users, min(total, len(self.users)))
+        made = [self._pending_one(self.roles[APPROVED_ROLE], scope, user) for user in users]
+        eligibles = self._add([eligible for eligible, _ in made])
+        rows = []
+        for eligible, (_, request) in zip(eligibles, made, strict=True):
+            request.target_assignment = eligible
+            rows.append(request)
+        made_requests = RoleRequest.objects.bulk_create(rows, batch_size=BATCH)
+        self.requests += len(rows)
+        return scope, [request.pk for request in made_requests]
 
     def _pending(self, total: int, for_approver: int) -> None:
         """Self-activations waiting: most for the named approver, the rest for administrators."""
@@ -236,11 +287,9 @@ class World:
         RoleRequest.objects.bulk_create(rows, batch_size=BATCH)
         self.requests += len(rows)
 
-    def _pending_one(self, role: Role, scope: Scope) -> tuple[Assignment, RoleRequest]:
-        while True:
+    def _pending_one(self, role: Role, scope: Scope, user=None) -> tuple[Assignment, RoleRequest]:
+        while user is None or (user.pk, scope.pk) in self.pending_keys:
             user = self.random.choice(self.users)
-            if (user.pk, scope.pk) not in self.pending_keys:
-                break
         self.pending_keys.add((user.pk, scope.pk))
         eligible = self._eligible(user, role, scope)
         asked = self.now - timedelta(minutes=self.random.randint(1, 600))
