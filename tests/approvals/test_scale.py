@@ -89,8 +89,17 @@ def test_the_badge_is_one_count_query_whatever_the_pending_requests(approver, pr
     requests_for_alex(3, 30)
     with CaptureQueriesContext(connection) as many:
         assert services.inbox_count(approver, grants) == 30
-    assert len(few.captured_queries) == len(many.captured_queries) == 1
-    assert "COUNT" in many.captured_queries[0]["sql"].upper()
+    # Whether they are named approver anywhere (they manage nothing), then one COUNT.
+    assert len(few.captured_queries) == len(many.captured_queries) == 2
+    assert "COUNT" in many.captured_queries[-1]["sql"].upper()
+
+
+def test_the_badge_of_someone_who_decides_nothing_is_one_small_query(pra_needs_alex, outsider):
+    requests_for_alex(0, 3)
+    with CaptureQueriesContext(connection) as context:
+        assert services.inbox_count(outsider, authz.grants_for(outsider)) == 0
+    counted = [q["sql"] for q in context.captured_queries if "rolerequest" in q["sql"]]
+    assert counted == [], "the requests were counted for someone named nowhere"
 
 
 def test_the_inbox_page_pages_in_sql_whatever_the_pending_requests(
