@@ -1,4 +1,10 @@
-"""The audit log: append-only, hash-chained. Imports no other app; every app writes to it."""
+"""The audit log: append-only, hash-chained. Imports no other app; every app writes to it.
+
+An event is written without a place in the chain (`seq`, `prev_hash` and `hash` empty), in the
+transaction of the change it describes, taking no lock. The sealer (`audit.log.seal`) links
+committed events into the chain, in short transactions of its own: that one update, from
+unsealed to sealed, is the only change an event ever sees.
+"""
 
 import hashlib
 import json
@@ -33,7 +39,8 @@ class AuditEventQuerySet(models.QuerySet):
 class AuditEvent(models.Model):
     """One thing that changed, or one sensitive read. Written in the same transaction as it."""
 
-    seq = models.PositiveBigIntegerField(unique=True, editable=False)
+    # The place in the chain, given by the sealer; None until sealed.
+    seq = models.PositiveBigIntegerField(unique=True, null=True, blank=True, editable=False)
     created_at = models.DateTimeField(db_index=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -59,19 +66,30 @@ class AuditEvent(models.Model):
     before = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
     after = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
     message = models.TextField(blank=True)
-    prev_hash = models.CharField(max_length=64, editable=False)
-    hash = models.CharField(max_length=64, editable=False)
+    # Blank until sealed.
+    prev_hash = models.CharField(max_length=64, blank=True, default="", editable=False)
+    hash = models.CharField(max_length=64, blank=True, default="", editable=False)
 
     objects = AuditEventQuerySet.as_manager()
 
     class Meta:
-        ordering = ["-seq"]
+        # Newest first; `seq` is empty until sealed, and events are sealed in `id` order.
+        ordering = ["-id"]
         # Django internals (related lookups, refresh_from_db) use the base manager: guard it too.
         base_manager_name = "objects"
-        indexes = [models.Index(fields=["target_type", "target_id"])]
+        indexes = [
+            models.Index(fields=["target_type", "target_id"]),
+            # What the sealer takes next, and when the oldest of it was written: a small index.
+            models.Index(
+                fields=["id", "created_at"],
+                condition=models.Q(seq__isnull=True),
+                name="audit_event_unsealed",
+            ),
+        ]
 
     def __str__(self) -> str:
-        return f"#{self.seq} {self.action} by {self.actor_name or 'system'}"
+        place = f"#{self.seq}" if self.seq is not None else "(unsealed)"
+        return f"{place} {self.action} by {self.actor_name or 'system'}"
 
     def save(self, *args, **kwargs):
         if not self._state.adding:
@@ -108,6 +126,10 @@ class AuditEvent(models.Model):
         return hashlib.sha256((self.prev_hash + self.canonical()).encode()).hexdigest()
 
     @property
+    def sealed(self) -> bool:
+        return self.seq is not None
+
+    @property
     def display(self) -> str:
         from audit.logdisplay import describe
 
@@ -121,7 +143,7 @@ def _refuse_delete(sender, instance, **kwargs):
 
 
 class AuditChainHead(models.Model):
-    """A single row holding the chain's last link; locked to append in one order."""
+    """A single row holding the chain's last link; the sealer locks it for a batch."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     seq = models.PositiveBigIntegerField(default=0)

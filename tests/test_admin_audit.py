@@ -39,7 +39,7 @@ def admin_client(superuser):
 
 
 def last_event(action: str) -> AuditEvent:
-    return AuditEvent.objects.filter(action=action).order_by("-seq").first()
+    return AuditEvent.objects.filter(action=action).order_by("-id").first()
 
 
 def form_data(response) -> dict:

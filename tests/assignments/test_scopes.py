@@ -35,7 +35,7 @@ def fresh(scope: Scope) -> Scope:
 
 
 def last_event(action: str) -> AuditEvent:
-    return AuditEvent.objects.filter(action=action).order_by("-seq").first()
+    return AuditEvent.objects.filter(action=action).order_by("-id").first()
 
 
 def test_moving_a_subscription_rewrites_every_descendant_path_and_depth(tree, fabrikam, superuser):

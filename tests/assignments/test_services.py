@@ -777,7 +777,7 @@ def test_policy_update_replaces_approvers(pra, approver):
     users, groups = queries.policy_approvers(policy)
     assert users == [other]
     assert groups == []
-    assert _events("pim.policy.updated").order_by("seq").last().before["approvers"] == ["user:alex"]
+    assert _events("pim.policy.updated").order_by("id").last().before["approvers"] == ["user:alex"]
 
 
 def test_policy_update_resource_role_approval_without_approvers_is_refused(resource_owner, tree):
@@ -890,7 +890,7 @@ def test_policy_reset_audits_the_removed_settings(resource_owner, tree):
         values={"eligible_expire_after_days": 30},
     )
     services.policy_reset(actor=resource_owner, role=contributor, scope=tree["sub"])
-    event = _events("pim.policy.updated").order_by("seq").last()
+    event = _events("pim.policy.updated").order_by("id").last()
     assert event.before["eligible_expire_after_days"] == 30
     assert event.after is None
 

@@ -36,7 +36,9 @@ def test_event_by_the_system_names_its_reason():
 def test_event_with_no_actor_is_by_the_unnamed_system():
     event = _stored(actor=None)
     assert (event.actor, event.actor_name) == (None, "system")
-    assert str(event) == "#1 pim.test.event by system"
+    assert str(event) == "(unsealed) pim.test.event by system"
+    audit_log.seal()
+    assert str(AuditEvent.objects.get(pk=event.pk)) == "#1 pim.test.event by system"
 
 
 def test_user_and_actor_of_the_user_write_the_same_columns():

@@ -12,13 +12,18 @@ pytestmark = pytest.mark.django_db
 MANAGERS = ["objects", "_default_manager", "_base_manager"]
 
 
-@pytest.fixture
-def events():
-    return [audit_log.record(action="pim.test.event", message=f"event {n}") for n in (1, 2)]
+@pytest.fixture(params=["unsealed", "sealed"])
+def events(request):
+    """Two events, as written (no place in the chain yet) or after the sealer linked them."""
+    for n in (1, 2):
+        audit_log.record(action="pim.test.event", message=f"event {n}")
+    if request.param == "sealed":
+        assert audit_log.seal() == 2
+    return list(AuditEvent.objects.order_by("id"))
 
 
 def _unchanged() -> bool:
-    return list(AuditEvent.objects.order_by("seq").values_list("message", flat=True)) == [
+    return list(AuditEvent.objects.order_by("id").values_list("message", flat=True)) == [
         "event 1",
         "event 2",
     ]

@@ -165,7 +165,7 @@ def test_audit_records_the_address_our_proxy_saw_when_behind_it(outsider, settin
 
     client.get("/roles/", HTTP_X_FORWARDED_FOR="6.6.6.6, 198.51.100.7")
 
-    event = AuditEvent.objects.filter(action="pim.security.forbidden").latest("seq")
+    event = AuditEvent.objects.filter(action="pim.security.forbidden").latest("id")
     assert event.ip == "198.51.100.7"
 
 
@@ -178,5 +178,5 @@ def test_audit_ignores_forwarded_for_when_not_behind_a_proxy(outsider, settings)
 
     client.get("/roles/", HTTP_X_FORWARDED_FOR="6.6.6.6")
 
-    event = AuditEvent.objects.filter(action="pim.security.forbidden").latest("seq")
+    event = AuditEvent.objects.filter(action="pim.security.forbidden").latest("id")
     assert event.ip == "127.0.0.1"

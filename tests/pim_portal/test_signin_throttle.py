@@ -42,7 +42,7 @@ def signed_in(response) -> bool:
 
 
 def events(action: str):
-    return AuditEvent.objects.filter(action=action).order_by("seq")
+    return AuditEvent.objects.filter(action=action).order_by("id")
 
 
 # Per account ------------------------------------------------------------------------------
