@@ -69,17 +69,18 @@ def _provision_scheduled(assignments: list[Assignment]) -> dict[int, int]:
     return request_of
 
 
-def _record(action: str, assignment: Assignment, **kw) -> None:
-    audit_log.record(
-        action=action,
-        actor=SCHEDULER,
-        target=assignment,
-        principal=assignment.principal_name,
-        role=assignment.role.name,
-        scope=assignment.scope.path,
-        after=assignment.snapshot(),
+def _event(action: str, assignment: Assignment, **kw) -> dict:
+    """The audit event of a start or an end, as `audit_log.record_many` takes it."""
+    return {
+        "action": action,
+        "actor": SCHEDULER,
+        "target": assignment,
+        "principal": assignment.principal_name,
+        "role": assignment.role.name,
+        "scope": assignment.scope.path,
+        "after": assignment.snapshot(),
         **kw,
-    )
+    }
 
 
 def start_batch(now: datetime, limit: int, *, only: int | None = None) -> int:
@@ -93,12 +94,12 @@ def start_batch(now: datetime, limit: int, *, only: int | None = None) -> int:
             return 0
         Assignment.objects.filter(pk__in=[a.pk for a in batch]).update(start_processed_at=now)
         request_of = _provision_scheduled(batch)
-        for assignment in batch:
-            # Only a scheduled start is news: one that began at once was audited as it began.
-            if assignment.pk in request_of:
-                _record(
-                    "pim.assignment.started", assignment, role_request_id=request_of[assignment.pk]
-                )
+        # Only a scheduled start is news: one that began at once was audited as it began.
+        audit_log.record_many(
+            _event("pim.assignment.started", a, role_request_id=request_of[a.pk])
+            for a in batch
+            if a.pk in request_of
+        )
     return len(batch)
 
 
@@ -118,8 +119,7 @@ def end_batch(now: datetime, limit: int, *, only: int | None = None) -> int:
             start_processed_at=now
         )
         _provision_scheduled(batch)
-        for assignment in batch:
-            _record("pim.assignment.ended", assignment)
+        audit_log.record_many(_event("pim.assignment.ended", a) for a in batch)
         to_mail = [
             a.pk
             for a in batch

@@ -328,3 +328,28 @@ def test_extended_assignment_is_reminded_again_for_its_new_end(holder, clock, ru
     Assignment.objects.filter(pk=reader.pk).update(end=T0 + 40 * DAY)
     clock.move_to(T0 + 26 * DAY)
     assert run(tasks.send_reminders) == 1
+
+
+# Batches ------------------------------------------------------------------------------------
+
+
+def test_a_batch_of_ends_costs_the_same_queries_whatever_its_size(tree, clock):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def ends(count, start):
+        for index in range(start, start + count):
+            assign(make_user(f"holder{index}"), "Reader", scope=tree["sub"], end=T0 + HOUR)
+
+    def batch_queries():
+        with CaptureQueriesContext(connection) as context:
+            done = tasks.end_batch(T0 + 2 * HOUR, 500)
+        return done, len(context.captured_queries)
+
+    ends(5, 0)
+    few = batch_queries()
+    ends(50, 5)
+    many = batch_queries()
+    assert (few[0], many[0]) == (5, 50)
+    assert few[1] == many[1]
+    assert events("pim.assignment.ended").count() == 55
