@@ -49,6 +49,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
     """
 
     def process_response(self, request, response):
+        _renew_idle_timeout(request)
         try:
             return super().process_response(request, response)
         except SessionInterrupted as interrupted:
@@ -58,10 +59,27 @@ class SessionMiddleware(DjangoSessionMiddleware):
             return database_unavailable_response()
 
 
+SESSION_RENEWED_AT = "pim_renewed_at"
+# The idle timeout is renewed (the session saved with a new expiry) at most this often, rather
+# than on every request: a write per page, for every user, bought nothing but seconds.
+SESSION_RENEW_SECONDS = 60
+
+
+def _renew_idle_timeout(request) -> None:
+    session = getattr(request, "session", None)
+    if session is None or not session.accessed or session.is_empty():
+        return
+    now = int(time.time())
+    # Saved anyway (modified), or a minute since the last save: note when, and save.
+    if session.modified or now - session.get(SESSION_RENEWED_AT, 0) >= SESSION_RENEW_SECONDS:
+        session[SESSION_RENEWED_AT] = now  # marks it modified: saved with a new expiry
+
+
 class SessionTimeoutMiddleware:
     """Ends a session SESSION_ABSOLUTE_TIMEOUT seconds after sign-in, however active it was.
 
-    The idle timeout is Django's own (SESSION_COOKIE_AGE renewed on every request).
+    The idle timeout is Django's own (SESSION_COOKIE_AGE), renewed at most once a minute by
+    SessionMiddleware.
     """
 
     def __init__(self, get_response):

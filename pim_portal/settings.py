@@ -178,7 +178,8 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "PIM Portal <pim@localhost>")
 
 # Sessions: an idle timeout (renewed on every request) and an absolute one from sign-in.
 SESSION_COOKIE_AGE = env_int("SESSION_IDLE_TIMEOUT", 30 * 60)
-SESSION_SAVE_EVERY_REQUEST = True
+# Renewed by pim_portal.middleware.SessionMiddleware at most once a minute, not every request.
+SESSION_SAVE_EVERY_REQUEST = False
 SESSION_ABSOLUTE_TIMEOUT = env_int("SESSION_ABSOLUTE_TIMEOUT", 10 * 60 * 60)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

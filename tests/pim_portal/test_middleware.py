@@ -102,6 +102,29 @@ def test_idle_session_ends_after_the_idle_timeout(outsider):
         assert _is_login_redirect(client.get(reverse("dashboard")))
 
 
+def test_activity_renews_the_idle_timeout_at_most_once_a_minute(outsider):
+    from django.contrib.sessions.models import Session
+
+    def expiry(client):
+        return Session.objects.get(session_key=client.session.session_key).expire_date
+
+    idle = timedelta(seconds=settings.SESSION_COOKIE_AGE)
+    with time_machine.travel(T0, tick=False) as clock:
+        client = _signed_in(outsider)
+        client.get(reverse("dashboard"))
+        assert expiry(client) == T0 + idle
+        clock.shift(timedelta(seconds=30))
+        client.get(reverse("dashboard"))  # within the minute: no write
+        assert expiry(client) == T0 + idle
+        clock.shift(timedelta(seconds=31))
+        client.get(reverse("dashboard"))  # a minute on: renewed from now
+        assert expiry(client) == T0 + timedelta(seconds=61) + idle
+        # Active every 20 minutes for an hour: never idle for the timeout, never signed out.
+        for _ in range(3):
+            clock.shift(timedelta(minutes=20))
+            assert client.get(reverse("dashboard")).status_code == 200
+
+
 # Time zone ---------------------------------------------------------------------------------
 
 
