@@ -264,7 +264,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
-        "django_q": {"level": env_str("Q_LOG_LEVEL", "WARNING")},
+        "django-q": {"level": env_str("Q_LOG_LEVEL", "WARNING")},  # django-q2's logger name
         # axes logs every sign-in at INFO; failures and lock-outs (WARNING) are in the audit log
         "axes": {"level": "WARNING"},
     },
