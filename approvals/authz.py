@@ -10,7 +10,8 @@ assignments.authz, which answers everything else.
 from collections import namedtuple
 
 from django.contrib.auth import get_user_model
-from django.db.models import Exists, F, OuterRef, Q, Subquery
+from django.contrib.auth.models import Permission
+from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRef, Q, Subquery
 from django.db.models.lookups import StartsWith
 
 from approvals.models import ApprovalDecision
@@ -162,26 +163,47 @@ def with_effective_policy(requests):
     return requests.annotate(**{EFFECTIVE_POLICY: effective_policy_id()})
 
 
-def decidable_condition(user, grants: authz.Grants) -> Q | None:
+def named_approver_policies(user) -> tuple[set[int], set[int]]:
+    """(settings that name any approver, settings that name the user, directly or by group):
+    one query, over the settings rather than the requests, so that a condition on thousands of
+    requests compares ids instead of searching the permission tables row by row."""
+    approve = Subquery(Permission.objects.filter(codename=APPROVE_PERMISSION).values("pk")[:1])
+    memberships = get_user_model().groups.through.objects.filter(
+        user_id=user.pk, group_id=OuterRef("group_id")
+    )
+    by_user = (
+        RolePolicyUserObjectPermission.objects.filter(permission_id=approve)
+        .annotate(mine=ExpressionWrapper(Q(user_id=user.pk), output_field=BooleanField()))
+        .values_list("content_object_id", "mine")
+    )
+    by_group = (
+        RolePolicyGroupObjectPermission.objects.filter(permission_id=approve)
+        .annotate(mine=Exists(memberships))
+        .values_list("content_object_id", "mine")
+    )
+    named, mine = set(), set()
+    for policy_id, is_mine in by_user.union(by_group, all=True):
+        named.add(policy_id)
+        if is_mine:
+            mine.add(policy_id)
+    return named, mine
+
+
+def decidable_condition(user, grants: authz.Grants, named=None) -> Q | None:
     """`may_decide(user, request, grants)` as a condition on requests annotated by
-    `with_effective_policy`; None when the user decides nothing at all."""
+    `with_effective_policy`; None when the user decides nothing at all.
+
+    `named`: `named_approver_policies(user)`, when the caller has read it already."""
     if user is None or not user.is_authenticated or not user.is_active:
         return None
-    policy = OuterRef(EFFECTIVE_POLICY)
-    approver_users = RolePolicyUserObjectPermission.objects.filter(
-        content_object=policy, permission__codename=APPROVE_PERMISSION
-    )
-    approver_groups = RolePolicyGroupObjectPermission.objects.filter(
-        content_object=policy, permission__codename=APPROVE_PERMISSION
-    )
-    named = Q(Exists(approver_users)) | Q(Exists(approver_groups))
-    named_me = Q(Exists(approver_users.filter(user=user))) | Q(
-        Exists(approver_groups.filter(group__user=user))
-    )
+    named, mine = named if named is not None else named_approver_policies(user)
     manages = manages_condition(grants)
-    by_approvers = named & named_me
+    if manages is None and not mine:
+        return None  # named approver nowhere, administrator of nothing: most people
+    policy = EFFECTIVE_POLICY
+    by_approvers = Q(**{f"{policy}__in": mine}) if mine else Q(pk__in=[])
     if manages is not None:
-        by_approvers |= ~named & manages
+        by_approvers |= ~Q(**{f"{policy}__in": named}) & manages if named else manages
     decided_by = Q(action__in=DECIDED_BY_APPROVERS) & by_approvers
     if manages is not None:
         decided_by |= Q(action__in=DECIDED_BY_ADMINISTRATORS) & manages
@@ -189,27 +211,17 @@ def decidable_condition(user, grants: authz.Grants) -> Q | None:
 
 
 def decidable_by(requests, user, grants: authz.Grants):
-    """The requests (whatever their state) the user may decide: one query, whatever the rows.
-
-    Most people manage nothing and are named approver nowhere: for them one small query
-    says so, instead of a large one that has to be built (the badge is on every page)."""
+    """The requests (whatever their state) the user may decide: one query, whatever the rows,
+    after one over the settings (`named_approver_policies`)."""
     condition = decidable_condition(user, grants)
     if condition is None:
-        return requests.none()
-    if manages_condition(grants) is None and not is_named_approver(user):
         return requests.none()
     return with_effective_policy(requests).filter(condition)
 
 
 def is_named_approver(user) -> bool:
     """Whether the user is named as an approver in any role's settings, directly or by group."""
-    direct = RolePolicyUserObjectPermission.objects.filter(
-        user=user, permission__codename=APPROVE_PERMISSION
-    )
-    by_group = RolePolicyGroupObjectPermission.objects.filter(
-        group__user=user, permission__codename=APPROVE_PERMISSION
-    )
-    return direct.values("pk").union(by_group.values("pk")).exists()
+    return bool(named_approver_policies(user)[1])
 
 
 def approvers_for(request: RoleRequest):
