@@ -284,6 +284,29 @@ def _one_principal(prefix: str) -> models.CheckConstraint:
     )
 
 
+@models.ForeignKey.register_lookup
+class InListOf(models.Lookup):
+    """`column IN (SELECT ...)` that PostgreSQL can answer from an index inside an OR.
+
+    Under an OR, PostgreSQL runs `IN (subquery)` as a filter over every row (a sequential scan
+    of 100,000 assignments for "held by the user or by one of their groups"); `= ANY(ARRAY(
+    subquery))` is computed once, and both sides of the OR use their indexes."""
+
+    lookup_name = "in_list_of"
+
+    def get_prep_lookup(self):
+        return self.rhs
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = compiler.compile(self.rhs)  # a subquery: "(SELECT ...)"
+        if not rhs.startswith("("):
+            rhs = f"({rhs})"
+        if connection.vendor == "postgresql":
+            return f"{lhs} = ANY(ARRAY{rhs})", (*lhs_params, *rhs_params)
+        return f"{lhs} IN {rhs}", (*lhs_params, *rhs_params)
+
+
 class AssignmentQuerySet(models.QuerySet):
     def in_force(self, at: datetime | None = None):
         """In force at `at` (now): start <= at < end, end NULL meaning permanent."""
@@ -314,10 +337,8 @@ class AssignmentQuerySet(models.QuerySet):
 
     def for_user(self, user):
         """Held by the user directly or through any group the user belongs to."""
-        return self.filter(
-            Q(principal_user=user)
-            | Q(principal_group__in=Group.objects.filter(user=user).values("pk"))
-        )
+        groups = Group.objects.filter(user=user).values("pk")
+        return self.filter(Q(principal_user=user) | Q(principal_group__in_list_of=groups))
 
     def at_or_above(self, scope: Scope):
         return self.filter(scope__path__in=ancestor_paths(scope.path))
