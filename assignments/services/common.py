@@ -2,6 +2,7 @@
 work queued for a worker, the request lock, and making an activation."""
 
 from django.db import transaction
+from django.utils import timezone
 
 from assignments.models import Assignment, AssignmentKind, RoleRequest
 from audit import log as audit_log
@@ -63,11 +64,13 @@ def lock_request(request_id: int) -> RoleRequest:
     return RoleRequest.objects.with_related().get(pk=request.pk)
 
 
-def activation_from(request: RoleRequest, eligible: Assignment, start, end) -> Assignment:
-    """The active assignment an activation request makes; never outlives the eligibility."""
+def new_activation(request: RoleRequest, eligible: Assignment, start, end) -> Assignment:
+    """The active assignment an activation request makes, unsaved (for `bulk_create` too);
+    never outlives the eligibility."""
     if eligible.end is not None:
         end = min(end, eligible.end)
-    return Assignment.objects.create(
+    now = timezone.now()
+    return Assignment(
         principal_user=request.principal_user,
         role=request.role,
         scope=request.scope,
@@ -79,4 +82,13 @@ def activation_from(request: RoleRequest, eligible: Assignment, start, end) -> A
         ticket_number=request.ticket_number,
         ticket_system=request.ticket_system,
         activated_from=eligible,
+        # As Assignment.save: begun as it was made, no start for the time engine to record.
+        start_processed_at=now if start <= now else None,
     )
+
+
+def activation_from(request: RoleRequest, eligible: Assignment, start, end) -> Assignment:
+    """The active assignment an activation request makes, saved."""
+    activation = new_activation(request, eligible, start, end)
+    activation.save()
+    return activation

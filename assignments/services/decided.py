@@ -32,14 +32,15 @@ from assignments.services.common import (
     activation_from,
     after_commit,
     lock_request,
+    new_activation,
     record_request,
     request_snapshot,
 )
 from assignments.signals import request_canceled, request_lapsed
 from audit import log as audit_log
+from pim_portal.actor import Actor, user_of
 
 # --- Outcomes of a request ----------------------------------------------------------------
-from pim_portal.actor import Actor, user_of
 
 
 def request_cancel(*, actor: Actor, request_id: int) -> RoleRequest:
@@ -384,24 +385,7 @@ def _activations_batch(requests: list[RoleRequest], now: datetime) -> dict[int, 
             outcome[request.pk] = "The requester is no longer eligible for this role."
             continue
         begin = max(request.start or now, now)
-        end = begin + request.duration
-        if eligible.end is not None:
-            end = min(end, eligible.end)
-        activation = Assignment(
-            principal_user=request.principal_user,
-            role=request.role,
-            scope=request.scope,
-            kind=AssignmentKind.ACTIVE,
-            start=begin,
-            end=end,
-            created_by=request.requested_by,
-            justification=request.justification,
-            ticket_number=request.ticket_number,
-            ticket_system=request.ticket_system,
-            activated_from=eligible,
-            # As Assignment.save: begun as it was made, no start for the time engine to record.
-            start_processed_at=now if begin <= now else None,
-        )
+        activation = new_activation(request, eligible, begin, begin + request.duration)
         made.append(activation)
         outcome[request.pk] = activation
     Assignment.objects.bulk_create(made)
