@@ -4,6 +4,8 @@ Every view reads through approvals.services, which answers who may see and decid
 a request the viewer may not see is a 404 (audited), so ids do not leak.
 """
 
+from collections import Counter
+
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -40,10 +42,39 @@ def _int_or_none(value):
         return None
 
 
-def _choices(model, ids) -> list[tuple[int, str]]:
-    """(id, label) of the rows the inbox refers to, for a filter's options: one query."""
-    rows = model.objects.filter(pk__in=ids).order_by()
-    return sorted(((row.pk, str(row)) for row in rows), key=lambda pair: pair[1].lower())
+# A filter menu lists at most this many values: those with the most requests (and the one
+# chosen). 1,000 pending requests name about as many scopes and requesters; listing them all
+# made the page 111 KB of options.
+MENU_LIMIT = 100
+
+
+def _choices(model, counts: Counter, selected: int | None) -> tuple[list[tuple[int, str]], int]:
+    """((id, label) of a filter menu by label, how many values it leaves out): one query."""
+    kept = [pk for pk, _ in counts.most_common(MENU_LIMIT) if pk is not None]
+    if selected is not None and selected not in kept:
+        kept.append(selected)
+    rows = model.objects.filter(pk__in=kept).order_by()
+    options = sorted(((row.pk, str(row)) for row in rows), key=lambda pair: pair[1].lower())
+    return options, max(0, len(counts) - MENU_LIMIT)
+
+
+def _menus(requests, filters: dict) -> dict:
+    """The role, scope and requester menus of the inbox. Scopes and requesters are those of
+    the chosen role's requests, so that choosing a role first narrows long menus."""
+    rows = list(requests.values_list("role_id", "scope_id", "requested_by_id"))
+    roles = Counter(role for role, _, _ in rows)
+    narrowed = [row for row in rows if filters["role"] in (None, row[0])]
+    menus = {
+        "roles": _choices(Role, roles, filters["role"]),
+        "scopes": _choices(Scope, Counter(row[1] for row in narrowed), filters["scope"]),
+        "requesters": _choices(
+            get_user_model(), Counter(row[2] for row in narrowed), filters["requester"]
+        ),
+    }
+    return {
+        **{name: options for name, (options, _) in menus.items()},
+        "more": {name: more for name, (_, more) in menus.items()},
+    }
 
 
 def inbox_filters(data) -> dict:
@@ -60,11 +91,7 @@ def inbox(request):
     requests = services.inbox_requests(request.user, grants)
     filters = inbox_filters(request.GET)
     filtered = any(value is not None for value in filters.values())
-    options = {
-        "roles": _choices(Role, requests.values("role_id")),
-        "scopes": _choices(Scope, requests.values("scope_id")),
-        "requesters": _choices(get_user_model(), requests.values("requested_by_id")),
-    }
+    options = _menus(requests, filters)
     shown = services.inbox_filtered(requests, filters)
     page = Paginator(shown, PAGE_SIZE).get_page(request.GET.get("page"))
     page.object_list = [services.inbox_item(r, grants) for r in page.object_list]

@@ -274,3 +274,23 @@ def test_select_all_matching_is_offered_when_the_inbox_has_more_pages(
     requests_for_alex(0, 26)
     page = client_for(approver).get(INBOX).content.decode()
     assert 'name="all_matching"' in page and "Select all 26 that match" in page
+
+
+def test_long_filter_menus_list_the_busiest_values_and_say_how_many_more(
+    approver, pra_needs_alex, client_for, monkeypatch
+):
+    from approvals import views
+
+    monkeypatch.setattr(views, "MENU_LIMIT", 3)
+    made = requests_for_alex(0, 5)  # five requesters
+    client = client_for(approver)
+    response = client.get(INBOX)
+    requesters = response.context["options"]["requesters"]
+    assert len(requesters) == 3
+    assert response.context["options"]["more"]["requesters"] == 2
+    assert "2 more with fewer requests: choose a role first" in response.content.decode()
+    # The one chosen is offered even when it is not among the busiest.
+    chosen = next(r.requested_by_id for r in made if r.requested_by_id not in dict(requesters))
+    response = client.get(INBOX, {"requester": chosen})
+    assert chosen in dict(response.context["options"]["requesters"])
+    assert len(response.context["items"]) == 1
