@@ -118,6 +118,42 @@ class Workers:
         return "\n".join(p.stderr.read().decode(errors="replace")[-2000:] for p in dead)
 
 
+def ending_assignments(count: int, *, first_in: float, spread: float = 0.0, tag: str) -> list[int]:
+    """`count` active Reader assignments of `count` new users, the first ending `first_in`
+    seconds from now and the others spread evenly over `spread` seconds (0: all together)."""
+    from datetime import timedelta
+
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from assignments.models import Assignment, AssignmentKind, Role, Scope
+
+    User = get_user_model()
+    users = User.objects.bulk_create(
+        (User(username=f"{tag}{i}", email=f"{tag}{i}@contoso.example") for i in range(count)),
+        batch_size=2000,
+    )
+    now = timezone.now()
+    reader, top = Role.objects.get(name="Reader"), Scope.objects.root()
+    step = spread / count if spread else 0
+    made = Assignment.objects.bulk_create(
+        (
+            Assignment(
+                principal_user=user,
+                role=reader,
+                scope=top,
+                kind=AssignmentKind.ACTIVE,
+                start=now - timedelta(hours=1),
+                start_processed_at=now - timedelta(hours=1),
+                end=now + timedelta(seconds=first_in + i * step),
+            )
+            for i, user in enumerate(users)
+        ),
+        batch_size=2000,
+    )
+    return [a.pk for a in made]
+
+
 def wait_until(condition, *, seconds: float, step: float = 0.2) -> bool:
     """Poll `condition()` until it is true or `seconds` pass (a bounded loop)."""
     deadline = time.monotonic() + seconds

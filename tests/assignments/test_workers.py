@@ -9,17 +9,13 @@ They need PostgreSQL: the worker processes must see the rows this test commits.
 """
 
 from collections import Counter
-from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.utils import timezone
 
-from assignments.models import Assignment, AssignmentKind
+from assignments.models import Assignment
 from audit import log as audit_log
 from audit.models import AuditEvent
-from tests.factories import role, root
-from tests.workers import Workers, mails_in, redis_available, wait_until
+from tests.workers import Workers, ending_assignments, mails_in, redis_available, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -28,25 +24,7 @@ BOUND = 120  # seconds: far beyond what the work needs; the loop stops by itself
 
 def ending_soon(count: int, *, in_seconds: float = 2) -> list[int]:
     """`count` active assignments of `count` users, all ending at the same moment."""
-    User = get_user_model()
-    users = User.objects.bulk_create(
-        User(username=f"holder{i}", email=f"holder{i}@contoso.example") for i in range(count)
-    )
-    now = timezone.now()
-    reader, top = role("Reader"), root()
-    made = Assignment.objects.bulk_create(
-        Assignment(
-            principal_user=user,
-            role=reader,
-            scope=top,
-            kind=AssignmentKind.ACTIVE,
-            start=now - timedelta(hours=1),
-            start_processed_at=now - timedelta(hours=1),
-            end=now + timedelta(seconds=in_seconds),
-        )
-        for user in users
-    )
-    return [a.pk for a in made]
+    return ending_assignments(count, first_in=in_seconds, tag="holder")
 
 
 def processed(ids) -> int:

@@ -49,39 +49,6 @@ def setup_django(database_url: str) -> None:
     call_command("migrate", verbosity=0)
 
 
-def make_ends(count: int, *, first_in: float, spread: float, tag: str) -> list[int]:
-    from datetime import timedelta
-
-    from django.contrib.auth import get_user_model
-    from django.utils import timezone
-
-    from assignments.models import Assignment, AssignmentKind, Role, Scope
-
-    User = get_user_model()
-    users = User.objects.bulk_create(
-        User(username=f"{tag}{i}", email=f"{tag}{i}@contoso.example") for i in range(count)
-    )
-    now = timezone.now()
-    reader, top = Role.objects.get(name="Reader"), Scope.objects.root()
-    step = spread / count if spread else 0
-    made = Assignment.objects.bulk_create(
-        (
-            Assignment(
-                principal_user=user,
-                role=reader,
-                scope=top,
-                kind=AssignmentKind.ACTIVE,
-                start=now - timedelta(hours=1),
-                start_processed_at=now - timedelta(hours=1),
-                end=now + timedelta(seconds=first_in + i * step),
-            )
-            for i, user in enumerate(users)
-        ),
-        batch_size=2000,
-    )
-    return [a.pk for a in made]
-
-
 def delays(ids) -> list[float]:
     from assignments.models import Assignment
 
@@ -99,7 +66,7 @@ def percentile(values: list[float], share: float) -> float:
 
 def run_case(broker: str, name: str, count: int, spread: float, clusters: int) -> dict:
     from assignments.models import Assignment
-    from tests.workers import Workers, wait_until
+    from tests.workers import Workers, ending_assignments, wait_until
 
     tag = f"{broker}{name}{uuid.uuid4().hex[:6]}-"
     with (
@@ -108,7 +75,7 @@ def run_case(broker: str, name: str, count: int, spread: float, clusters: int) -
     ):
         time.sleep(3)  # let the processes start: their start-up is not the engine's delay
         first_in = 2.0
-        ids = make_ends(count, first_in=first_in, spread=spread, tag=tag)
+        ids = ending_assignments(count, first_in=first_in, spread=spread, tag=tag)
         due_at = time.monotonic() + first_in + spread
         ok = wait_until(
             lambda: not Assignment.objects.filter(pk__in=ids, end_processed_at=None).exists(),
