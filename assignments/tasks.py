@@ -42,8 +42,11 @@ STARTS = "assignment starts"
 ENDS = "assignment ends"
 
 
-def _claim(queryset, limit: int) -> list[Assignment]:
-    """Lock up to `limit` rows of the queryset that no other worker holds (inside atomic)."""
+def _claim(queryset, limit: int, only: int | None = None) -> list[Assignment]:
+    """Lock up to `limit` rows of the queryset (`only`: that one row, if it is among them)
+    that no other worker holds (inside atomic)."""
+    if only is not None:
+        queryset = queryset.filter(pk=only)
     if connection.features.has_select_for_update_skip_locked:
         queryset = queryset.select_for_update(skip_locked=True, of=("self",))
     # SQLite has no row locks; its IMMEDIATE transactions (settings) let one writer in at a time.
@@ -85,11 +88,8 @@ def _event(action: str, assignment: Assignment, **kw) -> dict:
 
 def start_batch(now: datetime, limit: int, *, only: int | None = None) -> int:
     """Record the start of up to `limit` assignments whose start has passed. How many."""
-    due = _due_starts(now)
-    if only is not None:
-        due = due.filter(pk=only)
     with transaction.atomic():
-        batch = _claim(due, limit)
+        batch = _claim(_due_starts(now), limit, only)
         if not batch:
             return 0
         Assignment.objects.filter(pk__in=[a.pk for a in batch]).update(start_processed_at=now)
@@ -105,11 +105,8 @@ def start_batch(now: datetime, limit: int, *, only: int | None = None) -> int:
 
 def end_batch(now: datetime, limit: int, *, only: int | None = None) -> int:
     """Record, audit and (for active ones) mail the end of up to `limit` ended assignments."""
-    due = _due_ends(now)
-    if only is not None:
-        due = due.filter(pk=only)
     with transaction.atomic():
-        batch = _claim(due, limit)
+        batch = _claim(_due_ends(now), limit, only)
         if not batch:
             return 0
         ids = [a.pk for a in batch]
