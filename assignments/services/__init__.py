@@ -7,6 +7,7 @@ use case, each in one transaction that writes its audit event.
 - `activation`: what an eligible user does (activate, deactivate, ask to extend or renew);
 - `decided`: carrying out decided requests (grant, deny, lapse) and cancelling open ones;
 - `groups`: what leaving a group does to the activations it made possible;
+- `bulk`: removing many assignments, or members from groups, in one set-based change;
 - `scopes`: the resource tree (create, rename, move, remove).
 
 The names below are the package's public use cases; callers import them from here.
@@ -32,6 +33,7 @@ from assignments.services.administration import (
     refuse_ending_last_global_admin,
     shorten_activations,
 )
+from assignments.services.bulk import RemovalOutcome, assignments_remove_many, group_members_remove
 from assignments.services.common import UNCHANGED, RequestConflict
 from assignments.services.decided import (
     request_cancel,
@@ -58,6 +60,7 @@ __all__ = [
     "UNCHANGED",
     "NO_DEVICE",
     "BulkOutcome",
+    "RemovalOutcome",
     "RequestConflict",
     "activations_end_on_leaving_group",
     "assignment_create",
@@ -65,8 +68,10 @@ __all__ = [
     "assignment_remove",
     "assignment_renew",
     "assignment_update",
+    "assignments_remove_many",
     "check_mfa",
     "get_own_eligible",
+    "group_members_remove",
     "policy_reset",
     "policy_snapshot",
     "policy_update",

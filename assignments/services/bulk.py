@@ -1,0 +1,258 @@
+"""Removing many assignments, or many members from their groups, in one set-based change.
+
+What an access review applies: `assignment_remove` for thousands of rows at once, with the same
+rules (the actor manages each role at its scope; the last active Global Administrator stays;
+activations end with the eligibility they came from; an assignment not started is canceled),
+the same request per removal and the same audit events, in a fixed number of statements per
+chunk rather than a dozen per row.
+"""
+
+from dataclasses import dataclass, field
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from assignments import authz
+from assignments.catalog import GLOBAL_ADMINISTRATOR
+from assignments.models import (
+    Assignment,
+    AssignmentKind,
+    RequestAction,
+    RequestStatus,
+    RoleRequest,
+)
+from assignments.services.groups import activations_end_on_leaving_group
+from audit import log as audit_log
+from pim_portal.actor import Actor, user_of
+
+CHUNK = 1000
+
+
+@dataclass
+class RemovalOutcome:
+    removed: list[int] = field(default_factory=list)
+    already_ended: list[int] = field(default_factory=list)
+    refused: dict[int, str] = field(default_factory=dict)
+
+
+def _chunks(ids: list[int]):
+    for at in range(0, len(ids), CHUNK):
+        yield ids[at : at + CHUNK]
+
+
+def _lock(ids: list[int]) -> list[Assignment]:
+    rows: list[Assignment] = []
+    for chunk in _chunks(sorted(ids)):
+        locked = Assignment.objects.select_for_update(of=("self",)).filter(pk__in=chunk)
+        rows += list(locked.with_related().order_by("pk"))
+    return rows
+
+
+def _last_global_admins(removing: list[Assignment], now) -> set[int]:
+    """The Global Administrator rows to keep: all of them in the batch, if removing them would
+    leave no active, in-force Global Administrator held by an active account."""
+    global_admins = [a for a in removing if a.role.name == GLOBAL_ADMINISTRATOR]
+    if not global_admins:
+        return set()
+    ids = [a.pk for a in global_admins]
+    ending = set(
+        Assignment.objects.in_force(now)
+        .filter(Q(pk__in=ids, kind=AssignmentKind.ACTIVE) | Q(activated_from__in=ids))
+        .values_list("pk", flat=True)
+    )
+    if not ending:
+        return set()
+    role_id = global_admins[0].role_id
+    others = (
+        Assignment.objects.in_force(now)
+        .active()
+        .filter(role_id=role_id)
+        .exclude(pk__in=ending)
+        .filter(
+            Q(principal_user__is_active=True)
+            | Q(principal_group__user__is_active=True, principal_group__isnull=False)
+        )
+    )
+    return set() if others.exists() else set(ids)
+
+
+def _end(rows: list[Assignment], *, actor, now) -> None:
+    """End rows now; those not started end at their start (never in force, never reported)."""
+    started = [a.pk for a in rows if a.start <= now]
+    later = [a.pk for a in rows if a.start > now]
+    ended_by = user_of(actor)
+    for chunk in _chunks(started):
+        Assignment.objects.filter(pk__in=chunk).update(end=now, ended_by=ended_by)
+    for chunk in _chunks(later):
+        Assignment.objects.filter(pk__in=chunk).update(
+            end=F("start"), ended_by=ended_by, start_processed_at=now, end_processed_at=now
+        )
+        RoleRequest.objects.filter(
+            result_assignment__in=chunk, status=RequestStatus.SCHEDULED
+        ).update(status=RequestStatus.CANCELED, completed_at=now)
+    for assignment in rows:
+        assignment.end = max(now, assignment.start)
+
+
+def _requests(rows: list[Assignment], *, actor, justification: str, now) -> dict[int, int]:
+    """One provisioned admin_remove request per removed assignment: {assignment: request}."""
+    requests = []
+    for assignment in rows:
+        request = RoleRequest(
+            action=RequestAction.ADMIN_REMOVE,
+            status=RequestStatus.PROVISIONED,
+            role=assignment.role,
+            scope=assignment.scope,
+            kind=assignment.kind,
+            requested_by=user_of(actor),
+            target_assignment=assignment,
+            completed_at=now,
+            completed_by=user_of(actor),
+            end=assignment.end,
+            justification=justification,
+        )
+        request.set_principal(assignment.principal)
+        requests.append(request)
+    made = RoleRequest.objects.bulk_create(requests, batch_size=CHUNK)
+    return {request.target_assignment_id: request.pk for request in made}
+
+
+def _events(rows, befores: dict, *, actor, request_of: dict, message: str):
+    for assignment in rows:
+        yield {
+            "action": "pim.assignment.removed",
+            "actor": actor,
+            "target": assignment,
+            "principal": assignment.principal_name,
+            "role": assignment.role.name,
+            "scope": assignment.scope.path,
+            "role_request_id": request_of.get(assignment.pk),
+            "before": befores[assignment.pk],
+            "after": assignment.snapshot(),
+            "message": message,
+        }
+
+
+def _refusals(rows: list[Assignment], *, actor, grants, keep: set[int], now, outcome):
+    """Split the locked rows: what to remove, what had ended, what is refused (audited)."""
+    removing = []
+    for assignment in rows:
+        if assignment.has_ended(now):
+            outcome.already_ended.append(assignment.pk)
+        elif not grants.can_manage_role(assignment.role, assignment.scope):
+            outcome.refused[assignment.pk] = (
+                f"You may not manage {assignment.role} at {assignment.scope}."
+            )
+        elif assignment.pk in keep:
+            outcome.refused[assignment.pk] = (
+                f"{assignment.principal_name} holds the last active Global Administrator "
+                "assignment: assign another Global Administrator before removing this one."
+            )
+        else:
+            removing.append(assignment)
+    refused = [a for a in rows if a.pk in outcome.refused]
+    if refused:
+        audit_log.record_many(
+            {
+                "action": "pim.security.forbidden",
+                "actor": actor,
+                "target": a,
+                "principal": a.principal_name,
+                "role": a.role.name,
+                "scope": a.scope.path,
+                "message": f"remove assignment {a.pk}: {outcome.refused[a.pk]}",
+            }
+            for a in refused
+        )
+    return removing
+
+
+def assignments_remove_many(
+    *, actor: Actor, assignment_ids, justification: str = "", message: str = ""
+) -> RemovalOutcome:
+    """End many assignments now, each as `assignment_remove` would, in one transaction.
+
+    Each assignment is judged on its own: one the actor may not manage, or the last active
+    Global Administrator, is refused (audited) and the rest are removed. An activation ends
+    with the eligible assignment it was activated from. `message` goes into the audit events.
+    """
+    actor = Actor.of(actor)
+    grants = authz.grants_for(actor)
+    outcome = RemovalOutcome()
+    now = timezone.now()
+    with transaction.atomic():
+        rows = _lock(list(set(assignment_ids)))
+        candidates = [a for a in rows if not a.has_ended(now)]
+        keep = _last_global_admins(candidates, now)
+        removing = _refusals(rows, actor=actor, grants=grants, keep=keep, now=now, outcome=outcome)
+        if not removing:
+            return outcome
+        activations = _lock(
+            list(
+                Assignment.objects.not_ended(now)
+                .filter(activated_from__in=[a.pk for a in removing])
+                .exclude(pk__in=[a.pk for a in removing])
+                .values_list("pk", flat=True)
+            )
+        )
+        befores = {a.pk: a.snapshot() for a in (*removing, *activations)}
+        _end([*removing, *activations], actor=actor, now=now)
+        request_of = _requests(removing, actor=actor, justification=justification, now=now)
+        why = message or justification
+        audit_log.record_many(
+            _events(removing, befores, actor=actor, request_of=request_of, message=why)
+        )
+        request_of_activation = {a.pk: request_of.get(a.activated_from_id) for a in activations}
+        audit_log.record_many(
+            _events(
+                activations,
+                befores,
+                actor=actor,
+                request_of=request_of_activation,
+                message="The eligible assignment it was activated from was removed.",
+            )
+        )
+        outcome.removed = [a.pk for a in removing]
+    return outcome
+
+
+def group_members_remove(*, actor: Actor, pairs, justification: str = "") -> int:
+    """Take users out of groups ((user id, group id) pairs), audited; what their membership
+    activated ends with it. For directory administrators and the system. How many removed."""
+    actor = Actor.of(actor)
+    grants = authz.grants_for(actor)
+    if not grants.can_manage_directory():
+        authz.deny(actor, what="remove members from groups")
+    pairs = sorted(set(pairs))
+    if not pairs:
+        return 0
+    membership = get_user_model().groups.through
+    removed = 0
+    with transaction.atomic():
+        for at in range(0, len(pairs), CHUNK):
+            chunk = pairs[at : at + CHUNK]
+            wanted = Q(pk__in=[])
+            for user_id, group_id in chunk:
+                wanted |= Q(user_id=user_id, group_id=group_id)
+            rows = list(
+                membership.objects.filter(wanted).select_related("user", "group").order_by("pk")
+            )
+            membership.objects.filter(pk__in=[row.pk for row in rows]).delete()
+            audit_log.record_many(
+                {
+                    "action": "pim.group.member_removed",
+                    "actor": actor,
+                    "target": row.group,
+                    "principal": str(row.user),
+                    "before": {"member": str(row.user), "group": row.group.name},
+                    "message": justification,
+                }
+                for row in rows
+            )
+            removed += len(rows)
+            activations_end_on_leaving_group(
+                user_ids={row.user_id for row in rows}, group_ids={row.group_id for row in rows}
+            )
+    return removed
