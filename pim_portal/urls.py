@@ -18,6 +18,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("approvals/", include("approvals.urls")),
+    path("reviews/", include("reviews.urls")),
     path("", include("assignments.urls")),
 ]
 

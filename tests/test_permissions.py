@@ -22,6 +22,7 @@ from assignments.models import (
     RequestStatus,
     RoleRequest,
 )
+from pim_portal.actor import Actor
 from tests.conftest import signed_in
 from tests.factories import assign, make_user, role
 
@@ -61,6 +62,27 @@ RESOURCE_ASSIGNMENT = expect(404, 404, 403, 403, 200)
 FOREIGN_ASSIGNMENT = expect(404, 404, 403, 403, 404)
 ALL_302, ALL_404, ALL_405 = (expect(*[status] * len(PERSONAS)) for status in (302, 404, 405))
 OWN_ONLY = expect(404, 200, 404, 404, 404)  # Erin's own object
+
+
+REVIEW_DIRECTORY_VIEW = expect(404, 404, 200, 200, 404)
+REVIEW_RESOURCE_VIEW = expect(404, 404, 200, 200, 200)
+REVIEWER_OR_VIEWER = expect(404, 200, 200, 200, 404)  # Erin reviews; Olivia is out of reach
+
+
+def directory_review(world) -> list:
+    return [world["directory_review"].pk]
+
+
+def resource_review(world) -> list:
+    return [world["resource_review"].pk]
+
+
+def directory_instance(world) -> list:
+    return [world["directory_review"].instances.get().pk]
+
+
+def resource_instance(world) -> list:
+    return [world["resource_review"].instances.get().pk]
 
 
 def authenticator_of(assignment) -> int:
@@ -265,6 +287,62 @@ CASES: list[Case] = [
         expect(404, 302, 404, 302, 404),
     ),
     *both("approvals:bulk_decide", no_args, ALL_405, ALL_302),
+    # Review access: everyone has the page (their reviews waiting); managers create reviews.
+    *both("reviews:index", no_args, expect(200, 200, 200, 200, 200), READ_ONLY_405),
+    *both(
+        "reviews:review_create",
+        no_args,
+        expect(403, 403, 403, 200, 200),
+        expect(403, 403, 403, 200, 200),  # the form back with its errors
+    ),
+    *both("reviews:scope_search", no_args, expect(403, 403, 403, 200, 200), READ_ONLY_405),
+    # A directory review (Privileged Role Administrator) and a resource review (Contributor at
+    # Production); Erin reviews both. She is a reviewer, not someone who may see the review.
+    *both("reviews:review_detail", directory_review, REVIEW_DIRECTORY_VIEW, READ_ONLY_405),
+    *both("reviews:review_detail", resource_review, REVIEW_RESOURCE_VIEW, READ_ONLY_405),
+    *[
+        case
+        for name in ("review_edit", "review_stop")
+        for case in [
+            *both(
+                f"reviews:{name}",
+                directory_review,
+                expect(404, 404, 403, 200, 404),
+                expect(404, 404, 403, 200 if name == "review_edit" else 302, 404),
+            ),
+            *both(
+                f"reviews:{name}",
+                resource_review,
+                expect(404, 404, 403, 403, 200),
+                expect(404, 404, 403, 403, 200 if name == "review_edit" else 302),
+            ),
+        ]
+    ],
+    *both("reviews:instance_detail", directory_instance, REVIEWER_OR_VIEWER, READ_ONLY_405),
+    *both(
+        "reviews:instance_detail",
+        resource_instance,
+        expect(404, 200, 200, 200, 200),
+        READ_ONLY_405,
+    ),
+    # Deciding is for reviewers only: those who may see the review but do not review get 403.
+    # An empty form goes back to the page with its message (302).
+    *both("reviews:decide", directory_instance, ALL_405, expect(404, 302, 403, 403, 404)),
+    *both("reviews:decide", resource_instance, ALL_405, expect(404, 302, 403, 403, 403)),
+    *both(
+        "reviews:accept_recommendations",
+        directory_instance,
+        ALL_405,
+        expect(404, 302, 403, 403, 404),
+    ),
+    *both("reviews:results", directory_instance, REVIEWER_OR_VIEWER, READ_ONLY_405),
+    *both("reviews:results", resource_instance, expect(404, 200, 200, 200, 200), READ_ONLY_405),
+    # The export is every item: for those who may see the review, not for its reviewers.
+    *both("reviews:results_export", directory_instance, REVIEW_DIRECTORY_VIEW, READ_ONLY_405),
+    *both("reviews:results_export", resource_instance, REVIEW_RESOURCE_VIEW, READ_ONLY_405),
+    # Applying is for managers; in progress, it is refused with a message (302).
+    *both("reviews:apply", directory_instance, ALL_405, expect(404, 403, 403, 302, 404)),
+    *both("reviews:apply", resource_instance, ALL_405, expect(404, 403, 403, 403, 302)),
 ]
 
 
@@ -286,6 +364,7 @@ def world(tree, eligible_user):
     resource_assignment = eligible_user_assignment(eligible_user, "resource")
     stranger = make_user("stan")
     return {
+        **reviews_of(tree, reviewer=eligible_user, stranger=stranger),
         **tree,
         "directory_role": role("Privileged Role Administrator"),
         "resource_role": role("Contributor"),
@@ -308,6 +387,25 @@ def world(tree, eligible_user):
             kind=AssignmentKind.ELIGIBLE,
             start=now - timedelta(days=10),
             end=now - timedelta(days=1),
+        ),
+    }
+
+
+def reviews_of(tree, *, reviewer, stranger) -> dict:
+    """A directory review and a resource review, both in progress, with Erin as reviewer of
+    the stranger's assignments (and her own, which she may not decide)."""
+    from reviews import services as review_services
+
+    setup = Actor.system("tests")
+    assign(stranger, "Privileged Role Administrator", kind=AssignmentKind.ELIGIBLE)
+    assign(stranger, "Contributor", scope=tree["rg"], kind=AssignmentKind.ELIGIBLE)
+    common = {"actor": setup, "reviewer_users": [reviewer], "duration_days": 7}
+    return {
+        "directory_review": review_services.review_create(
+            name="Directory review", roles=[role("Privileged Role Administrator")], **common
+        ),
+        "resource_review": review_services.review_create(
+            name="Production review", roles=[role("Contributor")], scope=tree["sub"], **common
         ),
     }
 

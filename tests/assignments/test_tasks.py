@@ -84,6 +84,7 @@ def test_no_schedule_is_kept_per_assignment(eligible_user, run):
     assert set(Schedule.objects.values_list("func", flat=True)) <= {
         "assignments.tasks.reconcile",
         "approvals.tasks.lapse_sweep",
+        "reviews.tasks.reconcile",
     }
 
 
