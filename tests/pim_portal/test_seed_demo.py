@@ -128,6 +128,23 @@ def test_seed_leaves_a_request_waiting_for_the_approver():
     assert pending.principal_user.username == "diana.chen"
 
 
+def test_seed_leaves_a_manager_review_in_progress_and_a_self_review_to_come():
+    from reviews.models import AccessReview, ReviewInstance
+
+    seed()
+    running = ReviewInstance.objects.in_progress().get()
+    assert running.review.reviewer_type == "manager"
+    # Diana Chen reviews her report Pat's standing Privileged Role Administrator assignment.
+    item = running.items.get(principal_user__username="admin")
+    assert (item.reviewer.username, item.role.name) == (
+        "diana.chen",
+        "Privileged Role Administrator",
+    )
+    later = AccessReview.objects.get(reviewer_type="self")
+    assert later.occurrences == 0
+    assert later.next_start > running.start
+
+
 def test_second_run_adds_nothing():
     seed()
     before = counts()

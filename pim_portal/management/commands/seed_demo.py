@@ -27,6 +27,8 @@ from assignments.models import (
     Scope,
     ScopeKind,
 )
+from reviews import services as review_services
+from reviews.models import DefaultDecision, GroupHandling, Recurrence, ReviewerType
 
 DEMO_PASSWORD = "demo-pass-2026"
 DOMAIN = "contoso.example"
@@ -223,6 +225,7 @@ class Seeder:
         self.configure_roles()
         self.assign_roles()
         self.request_activations()
+        self.create_reviews()
         return {
             "users": len(self.users),
             "groups": len(self.groups),
@@ -382,6 +385,40 @@ class Seeder:
                 justification=justification,
                 mfa_verified=True,  # as if they had typed their authenticator's code
             )
+
+    def create_reviews(self) -> None:
+        """A quarterly review of directory roles by each person's manager (in progress now,
+        so Review access has work in it), and a self-review of Production planned for later."""
+        directory = [
+            self.roles[name]
+            for name in ("Global Administrator", "Privileged Role Administrator", "Security Reader")
+        ]
+        review_services.review_create(
+            actor=self.admin,
+            name="Quarterly review of directory roles",
+            description="Managers confirm that their reports still need their admin roles.",
+            roles=directory,
+            reviewer_type=ReviewerType.MANAGER,
+            reviewer_users=[self.admin],  # the fallback for people without a manager
+            group_handling=GroupHandling.MEMBERS,
+            time_zone=self.admin.time_zone,
+            duration_days=14,
+            recurrence=Recurrence.QUARTERLY,
+            default_decision=DefaultDecision.RECOMMENDATION,
+            notify_emails=[ADMIN_EMAIL],
+        )
+        review_services.review_create(
+            actor=self.admin,
+            name="Production access: self-review",
+            description="Everyone with access to Production confirms they still need it.",
+            roles=[self.roles["Contributor"], self.roles["Owner"], self.roles["Reader"]],
+            scope=self.scopes["Production"],
+            reviewer_type=ReviewerType.SELF,
+            time_zone=self.admin.time_zone,
+            start=self.days(7),
+            duration_days=7,
+            auto_apply=True,
+        )
 
     def days(self, n: int):
         return self.now + timedelta(days=n)
