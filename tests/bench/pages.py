@@ -21,6 +21,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from assignments import services
 from assignments.models import Assignment, AssignmentKind, RequestStatus, Role, RoleRequest
+from tests.bench import reviews
 from tests.bench.urls import MINIMAL_URL
 from tests.bench.world import ACTIVATED_ROLE, APPROVED_ROLE, BUSY_ROLE, MFA_ROLE, World
 
@@ -203,10 +204,9 @@ def statements(queries: CaptureQueriesContext) -> int:
     return sum(not q["sql"].startswith(TRANSACTION_CONTROL) for q in queries.captured_queries)
 
 
-def measure_pages(world: World, target: Target, repeat: int) -> list[Result]:
-    signed_in = clients(world)
+def _measure_rows(rows, signed_in: dict, target: Target, repeat: int) -> list[Result]:
     results = []
-    for label, viewer, url in page_list(target):
+    for label, viewer, url in rows:
         client = signed_in[viewer]
         note = ""
         if isinstance(url, Deep):
@@ -217,9 +217,26 @@ def measure_pages(world: World, target: Target, repeat: int) -> list[Result]:
         if label.endswith("CSV export") and response.status_code == 200:
             note += ", streamed" if response.streaming else ", not streamed (built in memory)"
         results.append(Result(label, viewer, response.status_code, queries, ms, note))
+    return results
+
+
+def measure_reviews(world: World, signed_in: dict, target: Target, repeat: int) -> list[Result]:
+    """An access review of the busy role: created, its pages, decided in bulk, applied."""
+    instance, created = reviews.create(world, Result)
+    results = [created]
+    results += _measure_rows(reviews.page_rows(instance), signed_in, target, repeat)
+    results.append(reviews.approve_all(instance, signed_in["approver"], Result))
+    results.append(reviews.apply(world, instance, signed_in["admin"], Result))
+    return results
+
+
+def measure_pages(world: World, target: Target, repeat: int) -> list[Result]:
+    signed_in = clients(world)
+    results = _measure_rows(page_list(target), signed_in, target, repeat)
     results.append(measure_activation(world, signed_in["eligible"], repeat))
     results.append(measure_mfa_activation(world, signed_in["eligible"], repeat))
     results.append(measure_bulk_approval(world, signed_in["approver"]))
+    results += measure_reviews(world, signed_in, target, repeat)
     return with_ratios(results)
 
 
