@@ -33,7 +33,12 @@ from assignments.services.administration import (
     refuse_ending_last_global_admin,
     shorten_activations,
 )
-from assignments.services.bulk import RemovalOutcome, assignments_remove_many, group_members_remove
+from assignments.services.bulk import (
+    MembershipOutcome,
+    RemovalOutcome,
+    assignments_remove_many,
+    group_members_remove,
+)
 from assignments.services.common import UNCHANGED, RequestConflict
 from assignments.services.decided import (
     request_cancel,
@@ -60,6 +65,7 @@ __all__ = [
     "UNCHANGED",
     "NO_DEVICE",
     "BulkOutcome",
+    "MembershipOutcome",
     "RemovalOutcome",
     "RequestConflict",
     "activations_end_on_leaving_group",

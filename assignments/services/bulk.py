@@ -10,6 +10,7 @@ chunk rather than a dozen per row.
 from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -18,9 +19,9 @@ from assignments import authz
 from assignments.catalog import GLOBAL_ADMINISTRATOR
 from assignments.models import (
     Assignment,
-    AssignmentKind,
     RequestAction,
     RequestStatus,
+    Role,
     RoleRequest,
 )
 from assignments.services.groups import activations_end_on_leaving_group
@@ -50,32 +51,55 @@ def _lock(ids: list[int]) -> list[Assignment]:
     return rows
 
 
+def _membership():
+    return get_user_model().groups.through
+
+
+def _global_admin_remains(now, *, ending: set[int], leaving: set[tuple[int, int]]) -> bool:
+    """Whether an active account still holds Global Administrator, active and in force, once
+    the assignments `ending` end (with the activations made from them) and the (user, group)
+    pairs `leaving` are out of their groups (with the activations made through them)."""
+    held = (
+        Assignment.objects.in_force(now)
+        .active()
+        .filter(role__name=GLOBAL_ADMINISTRATOR)
+        .exclude(pk__in=ending)
+        .exclude(activated_from__in=ending)
+    )
+    direct = held.filter(principal_user__is_active=True).values_list(
+        "principal_user_id", "activated_from__principal_group_id"
+    )
+    for user_id, via_group in direct:
+        if via_group is None or (user_id, via_group) not in leaving:
+            return True
+    groups = held.filter(principal_group__isnull=False).values("principal_group_id")
+    members = _membership().objects.filter(group_id__in=groups, user__is_active=True)
+    return any(pair not in leaving for pair in members.values_list("user_id", "group_id"))
+
+
+def _lock_global_administrator() -> None:
+    """Serialise every removal that could take the last Global Administrator (as
+    assignment_remove does): two reviews removing the last two at once keep one."""
+    Role.objects.select_for_update().filter(name=GLOBAL_ADMINISTRATOR).first()
+
+
 def _last_global_admins(removing: list[Assignment], now) -> set[int]:
-    """The Global Administrator rows to keep: all of them in the batch, if removing them would
-    leave no active, in-force Global Administrator held by an active account."""
+    """The Global Administrator rows to keep, as removing them one by one would: each goes
+    while another active Global Administrator remains, and the last one stays."""
     global_admins = [a for a in removing if a.role.name == GLOBAL_ADMINISTRATOR]
     if not global_admins:
         return set()
-    ids = [a.pk for a in global_admins]
-    ending = set(
-        Assignment.objects.in_force(now)
-        .filter(Q(pk__in=ids, kind=AssignmentKind.ACTIVE) | Q(activated_from__in=ids))
-        .values_list("pk", flat=True)
-    )
-    if not ending:
-        return set()
-    role_id = global_admins[0].role_id
-    others = (
-        Assignment.objects.in_force(now)
-        .active()
-        .filter(role_id=role_id)
-        .exclude(pk__in=ending)
-        .filter(
-            Q(principal_user__is_active=True)
-            | Q(principal_group__user__is_active=True, principal_group__isnull=False)
-        )
-    )
-    return set() if others.exists() else set(ids)
+    _lock_global_administrator()
+    if not _global_admin_remains(now, ending=set(), leaving=set()):
+        return set()  # none is active now: removing these leaves nothing worse
+    ending: set[int] = set()
+    keep: set[int] = set()
+    for assignment in global_admins:
+        if _global_admin_remains(now, ending=ending | {assignment.pk}, leaving=set()):
+            ending.add(assignment.pk)
+        else:
+            keep.add(assignment.pk)
+    return keep
 
 
 def _end(rows: list[Assignment], *, actor, now) -> None:
@@ -184,7 +208,9 @@ def assignments_remove_many(
     now = timezone.now()
     with transaction.atomic():
         rows = _lock(list(set(assignment_ids)))
-        candidates = [a for a in rows if not a.has_ended(now)]
+        candidates = [
+            a for a in rows if not a.has_ended(now) and grants.can_manage_role(a.role, a.scope)
+        ]
         keep = _last_global_admins(candidates, now)
         removing = _refusals(rows, actor=actor, grants=grants, keep=keep, now=now, outcome=outcome)
         if not removing:
@@ -218,19 +244,64 @@ def assignments_remove_many(
     return outcome
 
 
-def group_members_remove(*, actor: Actor, pairs, justification: str = "") -> int:
+@dataclass
+class MembershipOutcome:
+    removed: list[tuple[int, int]] = field(default_factory=list)
+    refused: dict[tuple[int, int], str] = field(default_factory=dict)
+
+
+def _holding_global_admin(pairs: list[tuple[int, int]], now) -> list[tuple[int, int]]:
+    """The pairs whose group holds Global Administrator in force (active, or eligible with an
+    activation of the member's): leaving it could take the last one."""
+    groups = {group_id for _, group_id in pairs}
+    held = Assignment.objects.in_force(now).filter(
+        role__name=GLOBAL_ADMINISTRATOR, principal_group__in=groups
+    )
+    active = set(held.active().values_list("principal_group_id", flat=True))
+    activated = set(
+        Assignment.objects.in_force(now)
+        .active()
+        .filter(activated_from__in=held.eligible(), activated_from__principal_group__in=groups)
+        .values_list("principal_user_id", "activated_from__principal_group_id")
+    )
+    return [pair for pair in pairs if pair[1] in active or pair in activated]
+
+
+def _refuse_last_global_admin(pairs, now, outcome: MembershipOutcome) -> list[tuple[int, int]]:
+    touching = _holding_global_admin(pairs, now)
+    if not touching:
+        return pairs
+    _lock_global_administrator()
+    if not _global_admin_remains(now, ending=set(), leaving=set()):
+        return pairs
+    leaving = {pair for pair in pairs if pair not in touching}
+    for pair in touching:
+        if _global_admin_remains(now, ending=set(), leaving=leaving | {pair}):
+            leaving.add(pair)
+        else:
+            outcome.refused[pair] = (
+                "Leaving the group would leave no active Global Administrator: assign another "
+                "Global Administrator first."
+            )
+    return [pair for pair in pairs if pair in leaving]
+
+
+def group_members_remove(*, actor: Actor, pairs, justification: str = "") -> MembershipOutcome:
     """Take users out of groups ((user id, group id) pairs), audited; what their membership
-    activated ends with it. For directory administrators and the system. How many removed."""
+    activated ends with it. For directory administrators and the system. A member whose
+    leaving would take the last active Global Administrator stays (refused, audited)."""
     actor = Actor.of(actor)
     grants = authz.grants_for(actor)
     if not grants.can_manage_directory():
         authz.deny(actor, what="remove members from groups")
+    outcome = MembershipOutcome()
     pairs = sorted(set(pairs))
     if not pairs:
-        return 0
-    membership = get_user_model().groups.through
-    removed = 0
+        return outcome
+    membership = _membership()
+    now = timezone.now()
     with transaction.atomic():
+        pairs = _refuse_last_global_admin(pairs, now, outcome)
         for at in range(0, len(pairs), CHUNK):
             chunk = pairs[at : at + CHUNK]
             wanted = Q(pk__in=[])
@@ -251,8 +322,26 @@ def group_members_remove(*, actor: Actor, pairs, justification: str = "") -> int
                 }
                 for row in rows
             )
-            removed += len(rows)
+            outcome.removed += [(row.user_id, row.group_id) for row in rows]
             activations_end_on_leaving_group(
                 user_ids={row.user_id for row in rows}, group_ids={row.group_id for row in rows}
             )
-    return removed
+        if outcome.refused:
+            names = dict(
+                get_user_model()
+                .objects.filter(pk__in={user_id for user_id, _ in outcome.refused})
+                .values_list("pk", "display_name")
+            )
+            groups = {g.pk: g for g in Group.objects.filter(pk__in={g for _, g in outcome.refused})}
+            audit_log.record_many(
+                {
+                    "action": "pim.security.forbidden",
+                    "actor": actor,
+                    "target": groups.get(group_id),
+                    "principal": names.get(user_id, user_id),
+                    "message": f"remove {names.get(user_id, user_id)} from the group "
+                    f"{groups.get(group_id)}: {why}",
+                }
+                for (user_id, group_id), why in outcome.refused.items()
+            )
+    return outcome

@@ -178,9 +178,9 @@ def test_members_leave_the_group_and_their_activations_through_it_end():
     eligible = assign(ops, "Security Reader", kind=AssignmentKind.ELIGIBLE)
     activation = assign(ann, "Security Reader", activated_from=eligible)
 
-    removed = services.group_members_remove(actor=REVIEW, pairs=[(ann.pk, ops.pk)])
+    outcome = services.group_members_remove(actor=REVIEW, pairs=[(ann.pk, ops.pk)])
 
-    assert removed == 1
+    assert outcome.removed == [(ann.pk, ops.pk)]
     assert set(ops.user_set.all()) == {ben}
     assert set(other.user_set.all()) == {ann}
     activation.refresh_from_db()
