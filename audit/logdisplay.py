@@ -32,6 +32,7 @@ ACTION_TEXTS = {
     "pim.review.decided": "Access review decision",
     "pim.review.completed": "Access review completed",
     "pim.review.applied": "Access review results applied",
+    "pim.review.occurrence_missed": "Access review occurrence missed",
     "pim.review.exported": "Access review results exported",
     "pim.request.activated": "Role activated",
     "pim.request.scheduled": "Activation scheduled",

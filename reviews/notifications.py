@@ -8,6 +8,7 @@ from django.db.models import Count, Q
 from django.urls import reverse
 
 from pim_portal.mail import absolute_url, send_templated_mail
+from reviews import authz as review_authz
 from reviews.models import (
     REVIEW_PERMISSION,
     ApplyResult,
@@ -37,12 +38,11 @@ def reviewer_workload(instance: ReviewInstance, *, undecided_only: bool) -> dict
         .annotate(n=Count("pk"))
         .values_list("reviewer", "n")
     )
-    shared = items.filter(reviewer__isnull=True).count()
     users = get_user_model().objects.filter(is_active=True)
     workload: Counter = Counter()
     for user in users.filter(pk__in=list(named)):
         workload[user] += named[user.pk]
-    if shared:
+    if items.filter(reviewer__isnull=True).exists():
         holders = users.filter(
             Q(
                 reviewuserobjectpermission__content_object=instance.review,
@@ -54,7 +54,11 @@ def reviewer_workload(instance: ReviewInstance, *, undecided_only: bool) -> dict
             )
         ).distinct()
         for user in holders:
-            workload[user] += shared
+            # Only what they may decide: never their own, nor their group's as a whole.
+            theirs = review_authz.decidable_items(user, instance).filter(reviewer__isnull=True)
+            if undecided_only:
+                theirs = theirs.undecided()
+            workload[user] += theirs.count()
     return workload
 
 
@@ -132,7 +136,7 @@ def mail_removed(instance_id: int) -> int:
     link = absolute_url(reverse("assignments:my_roles"))
     removed = (
         instance.items.filter(apply_result=ApplyResult.REMOVED, principal_user__isnull=False)
-        .select_related("principal_user", "role", "scope")
+        .select_related("principal_user", "principal_group", "role", "scope")
         .iterator(chunk_size=500)
     )
     sent = 0

@@ -16,6 +16,14 @@ from reviews.choices import RECURRENCE_STEP, SHORTEST_PERIOD, Recurrence, Recurr
 MAX_DURATION_DAYS = 365
 
 
+def is_time_zone(name: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+        return False
+    return True
+
+
 def zone_of(name: str):
     try:
         return zoneinfo.ZoneInfo(name or "UTC")

@@ -19,6 +19,7 @@ from django.db.models import Min, Q
 from django.utils import timezone
 
 from assignments import services as assignment_services
+from assignments.models import Assignment
 from audit import log as audit_log
 from pim_portal import jobs
 from pim_portal.actor import Actor
@@ -165,20 +166,53 @@ def _remove_assignments(items: list, *, actor: Actor, justification: str, now) -
     return outcome
 
 
-def _remove_members(items: list, *, actor: Actor, justification: str) -> ApplyOutcome:
-    """Members of a group reviewed one by one leave the group (what their share of it was)."""
+def _groups_beyond_the_review(review, group_ids: set[int], now) -> set[int]:
+    """Groups that hold something besides the review's roles at its scope: taking a member
+    out would cost them more than the review decided (a directory role, another scope)."""
+    roles = {role.pk for role in review.roles.all()}
+    held = (
+        Assignment.objects.not_ended(now)
+        .filter(principal_group__in=group_ids)
+        .values_list("principal_group_id", "role_id", "scope__path")
+    )
+    return {
+        group_id
+        for group_id, role_id, path in held
+        if role_id not in roles or not path.startswith(review.scope.path)
+    }
+
+
+def _remove_members(items: list, *, review, actor: Actor, justification: str, now) -> ApplyOutcome:
+    """Members of a group reviewed one by one leave the group (what their share of it was),
+    unless the group holds more than this review covers."""
     outcome = ApplyOutcome()
-    pairs = {(item.principal_user_id, item.principal_group_id) for item in items}
+    beyond = _groups_beyond_the_review(review, {item.principal_group_id for item in items}, now)
+    pairs = {
+        (item.principal_user_id, item.principal_group_id)
+        for item in items
+        if item.principal_group_id not in beyond
+    }
     membership = get_user_model().groups.through
     wanted = Q(pk__in=[])
     for user_id, group_id in pairs:
         wanted |= Q(user_id=user_id, group_id=group_id)
     members = set(membership.objects.filter(wanted).values_list("user_id", "group_id"))
-    assignment_services.group_members_remove(
+    leaving = assignment_services.group_members_remove(
         actor=actor, pairs=members, justification=justification
     )
     for item in items:
-        if (item.principal_user_id, item.principal_group_id) in members:
+        pair = (item.principal_user_id, item.principal_group_id)
+        if item.principal_group_id in beyond:
+            item.apply_result = ApplyResult.FAILED
+            item.apply_note = (
+                "The group also holds roles or scopes this review does not cover: remove the "
+                "member from the group where it is managed."
+            )
+            outcome.failed += 1
+        elif pair in leaving.refused:
+            item.apply_result, item.apply_note = ApplyResult.FAILED, leaving.refused[pair][:500]
+            outcome.failed += 1
+        elif pair in members:
             item.apply_result, item.apply_note = ApplyResult.REMOVED, "Removed from the group."
             outcome.removed += 1
         else:
@@ -202,9 +236,12 @@ def _apply_chunk(instance: ReviewInstance, *, actor: Actor, now) -> ApplyOutcome
         direct = [item for item in items if not item.via_group]
         outcome = _remove_assignments(direct, actor=actor, justification=justification, now=now)
         if members:
-            by_group = _remove_members(members, actor=actor, justification=justification)
+            by_group = _remove_members(
+                members, review=instance.review, actor=actor, justification=justification, now=now
+            )
             outcome.removed += by_group.removed
             outcome.already_ended += by_group.already_ended
+            outcome.failed += by_group.failed
         for result in {item.apply_result for item in items}:
             for note in {item.apply_note for item in items if item.apply_result == result}:
                 ids = [i.pk for i in items if i.apply_result == result and i.apply_note == note]
@@ -289,6 +326,8 @@ def instance_apply(*, actor: Actor, instance: ReviewInstance) -> ApplyOutcome:
     if instance.status == InstanceStatus.IN_PROGRESS:
         instance_complete_due(instance.pk, now=now)
         instance.refresh_from_db()
+        if instance.status == InstanceStatus.APPLIED:  # its auto-apply just ran
+            return ApplyOutcome(**_results(instance))
     if instance.status == InstanceStatus.APPLIED:
         raise ValidationError("These results have already been applied.")
     return _apply(instance, applied_by=actor)

@@ -39,6 +39,26 @@ def _reviewer(actor: Actor):
     return actor.user
 
 
+def _require_reviewer(actor: Actor, user, instance: ReviewInstance, ids: list[int] | None):
+    """Refuse (403, audited) someone who reviews none of the instance's items, or who names
+    an item that is not theirs to decide."""
+    mine = review_authz.decidable_items(user, instance)
+    if ids is None:
+        allowed = mine.exists()
+    else:
+        allowed = all(
+            mine.filter(pk__in=ids[at : at + CHUNK]).count() == len(ids[at : at + CHUNK])
+            for at in range(0, len(ids), CHUNK)
+        )
+    if not allowed:
+        authz.deny(
+            actor,
+            what=f"decide items of access review instance {instance.pk} that are not theirs "
+            "to review",
+            target=instance,
+        )
+
+
 def _events(items, *, actor, decision, reason, instance):
     for item in items:
         before = item.snapshot()
@@ -95,6 +115,11 @@ def items_decide(
         raise ValidationError("Choose Approve, Deny or Don't know.")
     if item_ids is None and filters is None:
         raise ValidationError("Choose the items to decide.")
+    ids = None if item_ids is None else sorted({int(pk) for pk in item_ids})
+    if ids is not None and not ids:
+        raise ValidationError("Choose the items to decide.")
+    # Checked before the transaction, so that the refusal's audit event is kept.
+    _require_reviewer(actor, user, instance, ids)
     now = timezone.now()
     with transaction.atomic():
         instance = _open_instance(instance, now)
@@ -105,20 +130,7 @@ def items_decide(
         ):
             raise ValidationError("Give a reason to approve: this review requires one.")
         mine = review_authz.decidable_items(user, instance)
-        if item_ids is not None:
-            ids = sorted({int(pk) for pk in item_ids})
-            if not ids:
-                raise ValidationError("Choose the items to decide.")
-            chosen = mine.filter(pk__in=ids)
-            if chosen.count() != len(ids):
-                authz.deny(
-                    actor,
-                    what=f"decide items of access review instance {instance.pk} that are not "
-                    "theirs to review",
-                    target=instance,
-                )
-        else:
-            chosen = filtered_items(mine, filters)
+        chosen = filtered_items(mine, filters) if ids is None else mine.filter(pk__in=ids)
         return _record(
             chosen,
             actor=actor,
@@ -134,6 +146,7 @@ def items_accept_recommendations(*, actor: Actor, instance: ReviewInstance) -> i
     """Take the recommendation for each of the reviewer's items not decided yet. How many."""
     actor = Actor.of(actor)
     user = _reviewer(actor)
+    _require_reviewer(actor, user, instance, None)
     now = timezone.now()
     done = 0
     with transaction.atomic():

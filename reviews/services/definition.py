@@ -1,7 +1,7 @@
 """Creating, changing and stopping access reviews: the definition, not its occurrences."""
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
@@ -233,6 +233,8 @@ def review_create(
     """
     actor = Actor.of(actor)
     roles = list(dict.fromkeys(roles))
+    if not roles:
+        raise ValidationError(["Choose at least one role to review."])
     scope = scope or Scope.objects.root()
     grants = authz.grants_for(actor)
     if not review_authz.may_manage_roles(grants, roles, scope):
@@ -264,6 +266,8 @@ def review_create(
         "lookback_days": lookback_days,
     }
     problems = _definition_problems(fields, roles, scope, reviewer_users, reviewer_groups)
+    if not schedule.is_time_zone(time_zone):
+        problems.append(f"“{time_zone}” is not a time zone: choose one such as Europe/Berlin.")
     fields["notify_emails"] = _emails(notify_emails, problems)
     problems += _settings_problems(fields) + _schedule_problems(fields)
     if problems:
@@ -318,7 +322,8 @@ def review_update(*, actor: Actor, review: AccessReview, **changes) -> AccessRev
             problems.append("Name at least one reviewer.")
         if problems:
             raise ValidationError(problems)
-        if review.stopped_at is None and review.next_start is not None:
+        if review.stopped_at is None and review.recurrence != Recurrence.ONE_TIME:
+            # A later end, or more occurrences, brings back a recurrence that had run out.
             review.next_start = next_start(review, review.occurrences)
         review.save()
         _set_reviewers(review, users, groups)
@@ -346,7 +351,8 @@ def review_stop(*, actor: Actor, review: AccessReview) -> AccessReview:
         review.save(update_fields=["stopped_at", "next_start"])
         running = list(review.instances.in_progress(now).select_for_update())
         for instance in running:
-            instance.end = now
+            # Never before its start, which a stop in the same instant would make it.
+            instance.end = max(now, instance.start + timedelta(microseconds=1))
             instance.save(update_fields=["end"])
         audit_log.record(
             action="pim.review.stopped",
@@ -358,5 +364,5 @@ def review_stop(*, actor: Actor, review: AccessReview) -> AccessReview:
             else "Stopped; no further occurrences.",
         )
     for instance in running:
-        instance_complete_due(instance.pk, now=now)
+        instance_complete_due(instance.pk, now=instance.end)
     return review

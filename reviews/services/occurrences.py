@@ -65,7 +65,7 @@ class _Holder:
     user_id: int | None
     name: str
     last_sign_in: datetime | None
-    manager_id: int | None
+    manager_id: int | None  # None as well when the manager's account is deactivated
 
 
 def _reviewed(review: AccessReview, now: datetime):
@@ -96,11 +96,14 @@ def _members(assignments) -> dict[int, list[_Holder]]:
         "user__username",
         "user__last_login",
         "user__manager_id",
+        "user__manager__is_active",
     )
     members: dict[int, list[_Holder]] = {}
-    for group_id, user_id, display, username, last_login, manager_id in rows:
+    for group_id, user_id, display, username, last_login, manager_id, manager_active in rows:
         members.setdefault(group_id, []).append(
-            _Holder(user_id, display or username, last_login, manager_id)
+            _Holder(
+                user_id, display or username, last_login, manager_id if manager_active else None
+            )
         )
     return members
 
@@ -196,6 +199,7 @@ def _items(review: AccessReview, instance: ReviewInstance, now: datetime):
         "principal_user__username",
         "principal_user__last_login",
         "principal_user__manager_id",
+        "principal_user__manager__is_active",
         "principal_group__name",
         "role_id",
         "scope_id",
@@ -212,7 +216,9 @@ def _items(review: AccessReview, instance: ReviewInstance, now: datetime):
                 row["principal_user_id"],
                 row["principal_user__display_name"] or row["principal_user__username"],
                 row["principal_user__last_login"],
-                row["principal_user__manager_id"],
+                row["principal_user__manager_id"]
+                if row["principal_user__manager__is_active"]
+                else None,
             )
             item = _item(review, instance, row, holder, "", row["last_activation"], now)
         elif expand:
@@ -238,21 +244,34 @@ def _claim(review_id: int, now: datetime) -> AccessReview | None:
     return due.select_related("scope").first()
 
 
-def start_occurrence(review_id: int, *, now: datetime | None = None) -> ReviewInstance | None:
-    """Start the review's occurrence that is due, with its snapshot; audited, reviewers mailed.
+def _missed(review: AccessReview, number: int, begins: datetime, now: datetime) -> None:
+    """An occurrence whose whole period passed while no worker ran: too late to review (and a
+    default decision now would act on nobody's judgement); the next one is scheduled."""
+    review.occurrences = number + 1
+    review.next_start = next_start(review, number + 1)
+    review.save(update_fields=["occurrences", "next_start"])
+    audit_log.record(
+        action="pim.review.occurrence_missed",
+        actor=review_actor(review),
+        target=review,
+        scope=review.scope.path,
+        message=f"Occurrence {number + 1}, due {begins:%Y-%m-%d %H:%M} UTC, ended before any "
+        "worker could start it: not started.",
+    )
 
-    Idempotent: a review whose next start has not come (or that another worker is starting)
-    is left alone. Occurrences missed while no worker ran are skipped when the next one has
-    already begun: only the latest starts.
-    """
-    now = now or timezone.now()
+
+def _start(review_id: int, now: datetime) -> tuple[bool, ReviewInstance | None]:
+    """(whether the due review was handled, the instance started, if one was)."""
     with transaction.atomic():
         review = _claim(review_id, now)
         if review is None:
-            return None
+            return False, None
         number, begins, skipped = review.occurrences, review.next_start, 0
         while (following := next_start(review, number + 1)) is not None and following <= now:
             number, begins, skipped = number + 1, following, skipped + 1
+        if _end_of(review, begins) <= now:
+            _missed(review, number, begins, now)
+            return True, None
         instance = ReviewInstance.objects.create(
             review=review, number=number + 1, start=begins, end=_end_of(review, begins)
         )
@@ -273,7 +292,17 @@ def start_occurrence(review_id: int, *, now: datetime | None = None) -> ReviewIn
         )
         if made:
             jobs.enqueue("reviews.notifications.mail_started", instance.pk)
-    return instance
+    return True, instance
+
+
+def start_occurrence(review_id: int, *, now: datetime | None = None) -> ReviewInstance | None:
+    """Start the review's occurrence that is due, with its snapshot; audited, reviewers mailed.
+
+    Idempotent: a review whose next start has not come (or that another worker is starting)
+    is left alone. Occurrences missed while no worker ran are skipped when the next one has
+    already begun: only the latest starts, and not even that one once its end has passed.
+    """
+    return _start(review_id, now or timezone.now())[1]
 
 
 def start_batch(now: datetime, limit: int) -> int:
@@ -283,7 +312,7 @@ def start_batch(now: datetime, limit: int) -> int:
         .order_by("next_start")
         .values_list("pk", flat=True)[:limit]
     )
-    return sum(1 for pk in list(due) if start_occurrence(pk, now=now) is not None)
+    return sum(1 for pk in list(due) if _start(pk, now)[0])
 
 
 def next_due() -> datetime | None:

@@ -26,7 +26,10 @@ def send_reminders(now: datetime | None = None) -> int:
     now = now or timezone.now()
     sent = 0
     last_day = _due(now).filter(last_day_reminded_at__isnull=True, end__lte=now + LAST_DAY)
-    for pk in list(last_day.values_list("pk", flat=True)):
+    # A review of a day or less has its halfway reminder only: "one day left" would come at
+    # its start.
+    longer = [i.pk for i in last_day.only("start", "end") if i.end - i.start > LAST_DAY]
+    for pk in longer:
         # The last-day reminder stands for the halfway one too, when both are due together.
         claimed = ReviewInstance.objects.filter(pk=pk, last_day_reminded_at__isnull=True).update(
             last_day_reminded_at=now,
