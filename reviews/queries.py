@@ -91,15 +91,19 @@ def instance_progress(instance: ReviewInstance) -> dict:
     decided = total - by_decision.get(Decision.NOT_REVIEWED, 0)
     reviewers = (
         instance.items.order_by()
-        .values("reviewer_id", "reviewer__display_name", "decided_by_name")
+        .values("reviewer_id", "reviewer__display_name", "decided_by_id", "decided_by_name")
         .annotate(total=Count("pk"), decided=Count("pk", filter=~Q(decision=Decision.NOT_REVIEWED)))
     )
     by_reviewer: dict[str, list[int]] = {}
+    people: dict[int, str] = {}  # everyone named on an item or who decided one: the filter menu
     for row in reviewers:
         if row["reviewer_id"]:
             name = row["reviewer__display_name"]
+            people[row["reviewer_id"]] = name
         else:
             name = row["decided_by_name"] or "The review's reviewers (not decided yet)"
+        if row["decided_by_id"]:
+            people[row["decided_by_id"]] = row["decided_by_name"]
         counts = by_reviewer.setdefault(name, [0, 0])
         counts[0] += row["total"]
         counts[1] += row["decided"]
@@ -109,7 +113,24 @@ def instance_progress(instance: ReviewInstance) -> dict:
         "percent": round(100 * decided / total) if total else 100,
         "by_decision": {d: by_decision.get(d, 0) for d in Decision.values},
         "by_reviewer": sorted((name, t, d) for name, (t, d) in by_reviewer.items()),
+        "people": sorted(people.items(), key=lambda pair: (pair[1] or "").lower()),
     }
+
+
+def item_people(instance: ReviewInstance) -> list[tuple[int, str]]:
+    """(id, name) of everyone named on an item or who decided one, by name: one query."""
+    rows = (
+        instance.items.order_by()
+        .values_list("reviewer_id", "reviewer__display_name", "decided_by_id", "decided_by_name")
+        .distinct()
+    )
+    people: dict[int, str] = {}
+    for reviewer_id, reviewer_name, decider_id, decider_name in rows:
+        if reviewer_id:
+            people[reviewer_id] = reviewer_name
+        if decider_id:
+            people[decider_id] = decider_name
+    return sorted(people.items(), key=lambda pair: (pair[1] or "").lower())
 
 
 def review_instances(review):

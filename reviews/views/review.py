@@ -10,7 +10,6 @@ import csv
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count
@@ -35,7 +34,7 @@ from reviews.models import (
     ReviewInstance,
 )
 
-PAGE_SIZE = 50
+PAGE_SIZE = 25
 REASON_MAX_LENGTH = 2000
 
 # Self-review asks principals about their own access, in their words.
@@ -101,24 +100,15 @@ def _back(request, instance: ReviewInstance, name: str = "reviews:instance_detai
     return redirect(f"{url}?{query}" if query else url)
 
 
-def _reviewer_options(rows) -> list[tuple[int, str]]:
-    """The reviewers named on the items or who decided them, by name (two queries)."""
-    named = rows.exclude(reviewer__isnull=True).order_by().values_list("reviewer_id")
-    deciders = rows.exclude(decided_by__isnull=True).order_by().values_list("decided_by_id")
-    ids = {pk for (pk,) in named.union(deciders)}
-    people = get_user_model().objects.filter(pk__in=ids).order_by()
-    return sorted(((user.pk, str(user)) for user in people), key=lambda pair: pair[1].lower())
-
-
-def _filter_context(instance: ReviewInstance, rows, filters: dict, words: dict) -> dict:
-    """The filter menus: decisions, recommendations and, for those who see every item (`rows`
-    given), the reviewers."""
+def _filter_context(instance: ReviewInstance, people, filters: dict, words: dict) -> dict:
+    """The filter menus: decisions, recommendations and, for those who see every item
+    (`people` given: reviewers and deciders, read by the progress query), the reviewers."""
     return {
         "filters": filters,
         "filtered": bool(filters),
         "decision_options": [(value, words[value]) for value, _ in Decision.choices],
         "recommendation_options": list(_recommendation_words(instance).items()),
-        "reviewer_options": _reviewer_options(rows) if rows is not None else [],
+        "reviewer_options": people or [],
     }
 
 
@@ -183,7 +173,7 @@ def instance_detail(request, pk: int):
             ],
             "query": _kept_query(request.GET),
             "reason_max_length": REASON_MAX_LENGTH,
-            **_filter_context(instance, rows if sees_all else None, filters, words),
+            **_filter_context(instance, progress["people"] if sees_all else None, filters, words),
         },
     )
 
@@ -301,7 +291,9 @@ def results(request, pk: int):
             ],
             "can_apply": status == InstanceStatus.COMPLETED
             and review_authz.may_manage(grants, review),
-            **_filter_context(instance, rows if sees_all else None, filters, words),
+            **_filter_context(
+                instance, queries.item_people(instance) if sees_all else None, filters, words
+            ),
         },
     )
 
