@@ -16,7 +16,6 @@ from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from assignments.models import Assignment, AssignmentKind, Role, Scope
-from pim_portal.models import TIME_ZONE_CHOICES
 from reviews.choices import (  # noqa: F401 (re-exported: the models' vocabulary)
     DEFAULT_LOOKBACK_DAYS,
     RECURRENCE_STEP,
@@ -62,7 +61,9 @@ class AccessReview(models.Model):
         max_length=10, choices=ReviewerType.choices, default=ReviewerType.SELECTED
     )
     # When: occurrences start at `start` in `time_zone`, the same local time each period.
-    time_zone = models.CharField(max_length=64, choices=TIME_ZONE_CHOICES, default="UTC")
+    # Validated by the service (reviews.schedule.is_time_zone): choices here would put the
+    # whole time zone database into the migrations, and a new one with every tzdata release.
+    time_zone = models.CharField(max_length=64, default="UTC")
     start = models.DateTimeField()
     duration_days = models.PositiveSmallIntegerField(default=14)
     recurrence = models.CharField(
