@@ -8,6 +8,8 @@ into the hash chain, in its own short transaction (the time engine runs it as du
 import ipaddress
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
@@ -256,40 +258,110 @@ def _write_seals(batch: list[AuditEvent]) -> None:
                 raise RuntimeError("an event to seal was sealed or removed meanwhile")
 
 
-def verify_chain() -> tuple[int, str | None]:
+@dataclass(frozen=True)
+class ChainWalk:
+    """What a walk along the chain found: how many events linked, and the first broken link."""
+
+    checked: int
+    broken: str | None
+    last_seq: int | None = None  # the last event that linked correctly
+    last_hash: str = ""
+    last_at: datetime | None = None
+
+
+def verify_chain(pruned: Iterable[tuple[int, str]] = ()) -> tuple[int, str | None]:
     """Seal what is committed, walk the chain in order, then hold its end against the head.
 
     Returns (events checked, description of the first broken link). Events still in open
     transactions are not in the chain yet and not checked. A keyless chain cannot tell a
     consistent rewrite (every later hash and the head recomputed) from the truth; the database
-    triggers refuse the edits, and signed checkpoints are what catch their owner.
+    triggers refuse the edits, and signed checkpoints (`audit.checkpoints`) are what catch
+    their owner. `pruned`: see `walk_chain`.
+    """
+    walk = walk_chain(pruned=pruned)
+    return walk.checked, walk.broken
+
+
+def walk_chain(
+    *,
+    pruned: Iterable[tuple[int, str]] = (),
+    after: tuple[int, str] | None = None,
+    up_to: int | None = None,
+) -> ChainWalk:
+    """Seal, then walk the chain in `seq` order and report its first broken link.
+
+    `pruned`: (seq, hash) of links whose events the retention removed, each vouched for by a
+    signed checkpoint: the chain may start right after one (its first event linking to that
+    hash) instead of at the genesis, or before one while a prune is still deleting (the walk
+    then checks the event at the checkpoint). `after`: walk only past this trusted link (a
+    signed checkpoint), the first event linking to it. `up_to`: stop at that event and leave
+    the head out (the caller holds the end against what it trusts).
     """
     seal_all()
+    anchors = dict(pruned)
     # The head first: every event up to it was sealed before it moved, so the walk sees them
     # all even while a sealer carries on; what that sealer adds meanwhile lies beyond it.
     head = AuditChainHead.objects.filter(pk=1).first()
     sealed = AuditEvent.objects.filter(seq__isnull=False)
-    if head is not None:
+    if after is not None:
+        anchors = {after[0]: after[1]}
+        sealed = sealed.filter(seq__gt=after[0])
+    if up_to is not None:
+        sealed = sealed.filter(seq__lte=up_to)
+    elif head is not None:
         sealed = sealed.filter(seq__lte=head.seq)
     last = None
     checked = 0
     for event in sealed.order_by("seq").iterator(chunk_size=2000):
-        broken = _broken_link(event, last)
+        broken = _broken_start(event, anchors) if last is None else _broken_link(event, last)
+        if broken is None and anchors.get(event.seq, event.hash) != event.hash:
+            broken = f"event #{event.seq} does not match the signed checkpoint of its pruning"
         if broken:
-            return checked, broken
+            return _walked(checked, broken, last)
         last = event
         checked += 1
-    return checked, _head_mismatch(head, last, checked) or _beyond_the_head()
+    if up_to is not None:
+        return _walked(checked, None, last)
+    broken = _head_mismatch(head, last, anchors, checked) or _beyond_the_head()
+    return _walked(checked, broken, last)
 
 
-def _broken_link(event: AuditEvent, last: AuditEvent | None) -> str | None:
-    expected_seq = 1 if last is None else last.seq + 1
+def _walked(checked: int, broken: str | None, last: AuditEvent | None) -> ChainWalk:
+    if last is None:
+        return ChainWalk(checked, broken)
+    return ChainWalk(checked, broken, last.seq, last.hash, last.created_at)
+
+
+def _broken_start(event: AuditEvent, anchors: dict[int, str]) -> str | None:
+    """The first event found links to the genesis, or to the signed link pruned before it."""
+    before = event.seq - 1
+    if before == 0:
+        expected = GENESIS_HASH
+    elif before in anchors:
+        expected = anchors[before]
+    elif any(seq > before for seq in anchors):
+        # A prune is under way: the event at its checkpoint is checked on the way there.
+        return _modified(event)
+    else:
+        missing = max((seq for seq in anchors if seq < before), default=0) + 1
+        return f"event #{missing} is missing (next found is #{event.seq})"
+    if event.prev_hash != expected:
+        if before == 0:
+            return f"event #{event.seq} does not link to the start of the chain"
+        return f"event #{event.seq} does not link to the signed checkpoint of event #{before}"
+    return _modified(event)
+
+
+def _broken_link(event: AuditEvent, last: AuditEvent) -> str | None:
+    expected_seq = last.seq + 1
     if event.seq != expected_seq:
         return f"event #{expected_seq} is missing (next found is #{event.seq})"
-    if event.prev_hash != (GENESIS_HASH if last is None else last.hash):
-        if last is None:
-            return f"event #{event.seq} does not link to the start of the chain"
+    if event.prev_hash != last.hash:
         return f"event #{event.seq} does not link to event #{last.seq}"
+    return _modified(event)
+
+
+def _modified(event: AuditEvent) -> str | None:
     if event.compute_hash() != event.hash:
         return f"event #{event.seq} was modified after it was written"
     return None
@@ -310,18 +382,23 @@ def _beyond_the_head() -> str | None:
 
 
 def _head_mismatch(
-    head: AuditChainHead | None, last: AuditEvent | None, checked: int
+    head: AuditChainHead | None, last: AuditEvent | None, anchors: dict[int, str], checked: int
 ) -> str | None:
     if head is None:
         return f"the chain head is missing but there are {checked} events" if checked else None
-    if head.seq != checked:
-        last_seen = f"the last event is #{checked}" if checked else "there are no events"
+    if last is not None:
+        end_seq, end_hash, where = last.seq, last.hash, f"event #{last.seq}"
+    elif anchors:  # every event pruned: the head stays where the newest prune left it
+        end_seq = max(anchors)
+        end_hash, where = anchors[end_seq], f"the signed checkpoint of pruned event #{end_seq}"
+    else:
+        end_seq, end_hash, where = 0, GENESIS_HASH, "the start of the chain"
+    if head.seq != end_seq:
+        last_seen = f"the last event is #{last.seq}" if last else "there are no events"
         return f"the chain head says #{head.seq} but {last_seen}"
-    expected_hash = GENESIS_HASH if last is None else last.hash
-    if head.hash != expected_hash:
-        where = "the start of the chain" if last is None else f"event #{last.seq}"
+    if head.hash != end_hash:
         return (
             f"the chain head's hash {head.hash[:12]}... does not match {where} "
-            f"({expected_hash[:12]}...): events were replaced or rewritten"
+            f"({end_hash[:12]}...): events were replaced or rewritten"
         )
     return None

@@ -79,6 +79,17 @@ class AuditEvent(models.Model):
         base_manager_name = "objects"
         indexes = [
             models.Index(fields=["target_type", "target_id"]),
+            # The audit pages' filters, each read newest first by keyset on id.
+            models.Index(fields=["actor", "-id"], name="audit_event_actor_id"),
+            models.Index(fields=["action", "-id"], name="audit_event_action_id"),
+            models.Index(fields=["role", "-id"], name="audit_event_role_id"),
+            # ?scope= and an Owner's reach: LIKE 'path%' (PostgreSQL needs the pattern opclass).
+            models.Index(
+                fields=["scope", "id"],
+                name="audit_event_scope_prefix",
+                opclasses=["varchar_pattern_ops", "int8_ops"],
+            ),
+            models.Index(fields=["target_type", "target_id", "-id"], name="audit_event_target_id"),
             # What the sealer takes next, and when the oldest of it was written: a small index.
             models.Index(
                 fields=["id", "created_at"],
@@ -151,3 +162,60 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"audit chain at #{self.seq}"
+
+
+class AuditCheckpoint(models.Model):
+    """A signed statement "the chain's link number `seq` has hash `head_hash`", made at
+    `created_at` with a private key the database does not hold (Ed25519). Whoever rewrites the
+    table cannot make a new signature, so `verify_audit` reports the first checkpoint a
+    rewritten, truncated or cut chain contradicts."""
+
+    seq = models.PositiveBigIntegerField(db_index=True)
+    head_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+    key_id = models.CharField(max_length=64)  # the public key's fingerprint (SHA-256, hex)
+    signature = models.CharField(max_length=200)  # base64 of the Ed25519 signature
+    # Set on the checkpoint that stands for events pruned by the retention setting.
+    prunes_up_to = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-seq", "-id"]
+
+    def __str__(self) -> str:
+        return f"checkpoint at #{self.seq} ({self.created_at:%Y-%m-%d %H:%M})"
+
+    def statement(self) -> bytes:
+        """What the signature covers: the link, the time, and whether it stands for pruned
+        events (else anyone who can write the table could mark one so and delete before it)."""
+        moment = self.created_at.isoformat()
+        flag = ":prunes-up-to" if self.prunes_up_to else ""
+        return f"pim-audit-checkpoint:{self.seq}:{self.head_hash}:{moment}{flag}".encode()
+
+
+class ChainVerification(models.Model):
+    """The outcome of one run of the chain's verification (the daily task, or on demand)."""
+
+    ran_at = models.DateTimeField(db_index=True)
+    ok = models.BooleanField()
+    checked = models.PositiveBigIntegerField(default=0)  # events verified
+    up_to_seq = models.PositiveBigIntegerField(null=True, blank=True)
+    up_to_at = models.DateTimeField(null=True, blank=True)
+    checkpoints = models.PositiveIntegerField(default=0)  # signed checkpoints verified
+    problem = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-ran_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{'verified' if self.ok else 'BROKEN'} at {self.ran_at:%Y-%m-%d %H:%M}"
+
+
+class AuditStreamCursor(models.Model):
+    """How far the SIEM stream has sent the chain: events up to `seq` went out."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    seq = models.PositiveBigIntegerField(default=0)
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"SIEM stream sent up to #{self.seq}"

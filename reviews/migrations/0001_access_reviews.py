@@ -7,164 +7,453 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('assignments', '0004_member_page_indexes'),
-        ('auth', '0012_alter_user_first_name_max_length'),
+        ("assignments", "0004_member_page_indexes"),
+        ("auth", "0012_alter_user_first_name_max_length"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AccessReview',
+            name="AccessReview",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('description', models.TextField(blank=True)),
-                ('assignment_types', models.CharField(choices=[('eligible', 'Eligible assignments'), ('active', 'Active assignments'), ('both', 'Eligible and active assignments')], default='both', max_length=10)),
-                ('include_users', models.BooleanField(default=True)),
-                ('include_groups', models.BooleanField(default=True)),
-                ('group_handling', models.CharField(choices=[('whole', 'Review each group as a whole'), ('members', 'Review each member of a group')], default='whole', max_length=10)),
-                ('inactive_days', models.PositiveIntegerField(blank=True, help_text='Only principals with no activation and no sign-in for so long.', null=True)),
-                ('reviewer_type', models.CharField(choices=[('selected', 'Selected users or groups'), ('manager', 'Manager of each principal'), ('self', 'Self-review: principals review their own access')], default='selected', max_length=10)),
-                ('time_zone', models.CharField(default='UTC', max_length=64)),
-                ('start', models.DateTimeField()),
-                ('duration_days', models.PositiveSmallIntegerField(default=14)),
-                ('recurrence', models.CharField(choices=[('one_time', 'One time'), ('weekly', 'Weekly'), ('monthly', 'Monthly'), ('quarterly', 'Quarterly'), ('semi_annually', 'Semi-annually'), ('annually', 'Annually')], default='one_time', max_length=20)),
-                ('recurrence_end', models.CharField(choices=[('never', 'Never'), ('on_date', 'On a date'), ('after_count', 'After a number of occurrences')], default='never', max_length=20)),
-                ('recurrence_end_date', models.DateField(blank=True, null=True)),
-                ('recurrence_count', models.PositiveIntegerField(blank=True, null=True)),
-                ('auto_apply', models.BooleanField(default=False)),
-                ('default_decision', models.CharField(choices=[('no_change', 'No change'), ('remove', 'Remove access'), ('approve', 'Approve access'), ('recommendation', 'Take recommendations')], default='no_change', max_length=20)),
-                ('require_reason_on_approve', models.BooleanField(default=True)),
-                ('reminders', models.BooleanField(default=True)),
-                ('notify_emails', models.JSONField(blank=True, default=list)),
-                ('recommendations', models.BooleanField(default=True)),
-                ('lookback_days', models.PositiveSmallIntegerField(default=30)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('stopped_at', models.DateTimeField(blank=True, null=True)),
-                ('next_start', models.DateTimeField(blank=True, null=True)),
-                ('occurrences', models.PositiveIntegerField(default=0)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('roles', models.ManyToManyField(related_name='access_reviews', to='assignments.role')),
-                ('scope', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='access_reviews', to='assignments.scope')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "assignment_types",
+                    models.CharField(
+                        choices=[
+                            ("eligible", "Eligible assignments"),
+                            ("active", "Active assignments"),
+                            ("both", "Eligible and active assignments"),
+                        ],
+                        default="both",
+                        max_length=10,
+                    ),
+                ),
+                ("include_users", models.BooleanField(default=True)),
+                ("include_groups", models.BooleanField(default=True)),
+                (
+                    "group_handling",
+                    models.CharField(
+                        choices=[
+                            ("whole", "Review each group as a whole"),
+                            ("members", "Review each member of a group"),
+                        ],
+                        default="whole",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "inactive_days",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Only principals with no activation and no sign-in for so long.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "reviewer_type",
+                    models.CharField(
+                        choices=[
+                            ("selected", "Selected users or groups"),
+                            ("manager", "Manager of each principal"),
+                            ("self", "Self-review: principals review their own access"),
+                        ],
+                        default="selected",
+                        max_length=10,
+                    ),
+                ),
+                ("time_zone", models.CharField(default="UTC", max_length=64)),
+                ("start", models.DateTimeField()),
+                ("duration_days", models.PositiveSmallIntegerField(default=14)),
+                (
+                    "recurrence",
+                    models.CharField(
+                        choices=[
+                            ("one_time", "One time"),
+                            ("weekly", "Weekly"),
+                            ("monthly", "Monthly"),
+                            ("quarterly", "Quarterly"),
+                            ("semi_annually", "Semi-annually"),
+                            ("annually", "Annually"),
+                        ],
+                        default="one_time",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "recurrence_end",
+                    models.CharField(
+                        choices=[
+                            ("never", "Never"),
+                            ("on_date", "On a date"),
+                            ("after_count", "After a number of occurrences"),
+                        ],
+                        default="never",
+                        max_length=20,
+                    ),
+                ),
+                ("recurrence_end_date", models.DateField(blank=True, null=True)),
+                ("recurrence_count", models.PositiveIntegerField(blank=True, null=True)),
+                ("auto_apply", models.BooleanField(default=False)),
+                (
+                    "default_decision",
+                    models.CharField(
+                        choices=[
+                            ("no_change", "No change"),
+                            ("remove", "Remove access"),
+                            ("approve", "Approve access"),
+                            ("recommendation", "Take recommendations"),
+                        ],
+                        default="no_change",
+                        max_length=20,
+                    ),
+                ),
+                ("require_reason_on_approve", models.BooleanField(default=True)),
+                ("reminders", models.BooleanField(default=True)),
+                ("notify_emails", models.JSONField(blank=True, default=list)),
+                ("recommendations", models.BooleanField(default=True)),
+                ("lookback_days", models.PositiveSmallIntegerField(default=30)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("stopped_at", models.DateTimeField(blank=True, null=True)),
+                ("next_start", models.DateTimeField(blank=True, null=True)),
+                ("occurrences", models.PositiveIntegerField(default=0)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "roles",
+                    models.ManyToManyField(related_name="access_reviews", to="assignments.role"),
+                ),
+                (
+                    "scope",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="access_reviews",
+                        to="assignments.scope",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-pk'],
-                'permissions': [('review_accessreview', 'Review the assignments of this access review')],
+                "ordering": ["-created_at", "-pk"],
+                "permissions": [
+                    ("review_accessreview", "Review the assignments of this access review")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ReviewGroupObjectPermission',
+            name="ReviewGroupObjectPermission",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('content_object', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='reviews.accessreview')),
-                ('group', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='auth.group')),
-                ('permission', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='auth.permission')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "content_object",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, to="reviews.accessreview"
+                    ),
+                ),
+                (
+                    "group",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to="auth.group"),
+                ),
+                (
+                    "permission",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, to="auth.permission"
+                    ),
+                ),
             ],
             options={
-                'abstract': False,
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='ReviewInstance',
+            name="ReviewInstance",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('start', models.DateTimeField()),
-                ('end', models.DateTimeField()),
-                ('status', models.CharField(choices=[('in_progress', 'In progress'), ('completed', 'Completed'), ('applying', 'Applying'), ('applied', 'Applied')], default='in_progress', max_length=20)),
-                ('completed_at', models.DateTimeField(blank=True, null=True)),
-                ('applied_at', models.DateTimeField(blank=True, null=True)),
-                ('halfway_reminded_at', models.DateTimeField(blank=True, null=True)),
-                ('last_day_reminded_at', models.DateTimeField(blank=True, null=True)),
-                ('review', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='instances', to='reviews.accessreview')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.PositiveIntegerField()),
+                ("start", models.DateTimeField()),
+                ("end", models.DateTimeField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("in_progress", "In progress"),
+                            ("completed", "Completed"),
+                            ("applying", "Applying"),
+                            ("applied", "Applied"),
+                        ],
+                        default="in_progress",
+                        max_length=20,
+                    ),
+                ),
+                ("completed_at", models.DateTimeField(blank=True, null=True)),
+                ("applied_at", models.DateTimeField(blank=True, null=True)),
+                ("halfway_reminded_at", models.DateTimeField(blank=True, null=True)),
+                ("last_day_reminded_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "review",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="instances",
+                        to="reviews.accessreview",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-start', '-pk'],
+                "ordering": ["-start", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='ReviewItem',
+            name="ReviewItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('principal_name', models.CharField(max_length=300)),
-                ('kind', models.CharField(choices=[('eligible', 'Eligible'), ('active', 'Active')], max_length=10)),
-                ('assignment_end', models.DateTimeField(blank=True, null=True)),
-                ('last_activation_at', models.DateTimeField(blank=True, null=True)),
-                ('last_sign_in_at', models.DateTimeField(blank=True, null=True)),
-                ('recommendation', models.CharField(choices=[('none', 'No recommendation'), ('approve', 'Approve'), ('deny', 'Deny')], default='none', max_length=10)),
-                ('recommendation_reason', models.CharField(blank=True, max_length=300)),
-                ('decision', models.CharField(choices=[('not_reviewed', 'Not reviewed'), ('approve', 'Approve'), ('deny', 'Deny'), ('dont_know', "Don't know")], default='not_reviewed', max_length=20)),
-                ('reason', models.TextField(blank=True)),
-                ('decided_by_name', models.CharField(blank=True, max_length=200)),
-                ('decided_at', models.DateTimeField(blank=True, null=True)),
-                ('defaulted', models.BooleanField(default=False)),
-                ('applied_at', models.DateTimeField(blank=True, null=True)),
-                ('apply_result', models.CharField(blank=True, choices=[('', 'Not applied'), ('removed', 'Removed'), ('kept', 'Kept'), ('already_ended', 'Had already ended'), ('failed', 'Failed')], default='', max_length=20)),
-                ('apply_note', models.CharField(blank=True, max_length=500)),
-                ('assignment', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='review_items', to='assignments.assignment')),
-                ('decided_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('instance', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='items', to='reviews.reviewinstance')),
-                ('principal_group', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='auth.group')),
-                ('principal_user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('reviewer', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('role', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='assignments.role')),
-                ('scope', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='assignments.scope')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("principal_name", models.CharField(max_length=300)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("eligible", "Eligible"), ("active", "Active")], max_length=10
+                    ),
+                ),
+                ("assignment_end", models.DateTimeField(blank=True, null=True)),
+                ("last_activation_at", models.DateTimeField(blank=True, null=True)),
+                ("last_sign_in_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "recommendation",
+                    models.CharField(
+                        choices=[
+                            ("none", "No recommendation"),
+                            ("approve", "Approve"),
+                            ("deny", "Deny"),
+                        ],
+                        default="none",
+                        max_length=10,
+                    ),
+                ),
+                ("recommendation_reason", models.CharField(blank=True, max_length=300)),
+                (
+                    "decision",
+                    models.CharField(
+                        choices=[
+                            ("not_reviewed", "Not reviewed"),
+                            ("approve", "Approve"),
+                            ("deny", "Deny"),
+                            ("dont_know", "Don't know"),
+                        ],
+                        default="not_reviewed",
+                        max_length=20,
+                    ),
+                ),
+                ("reason", models.TextField(blank=True)),
+                ("decided_by_name", models.CharField(blank=True, max_length=200)),
+                ("decided_at", models.DateTimeField(blank=True, null=True)),
+                ("defaulted", models.BooleanField(default=False)),
+                ("applied_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "apply_result",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("", "Not applied"),
+                            ("removed", "Removed"),
+                            ("kept", "Kept"),
+                            ("already_ended", "Had already ended"),
+                            ("failed", "Failed"),
+                        ],
+                        default="",
+                        max_length=20,
+                    ),
+                ),
+                ("apply_note", models.CharField(blank=True, max_length=500)),
+                (
+                    "assignment",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="review_items",
+                        to="assignments.assignment",
+                    ),
+                ),
+                (
+                    "decided_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "instance",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="items",
+                        to="reviews.reviewinstance",
+                    ),
+                ),
+                (
+                    "principal_group",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="auth.group",
+                    ),
+                ),
+                (
+                    "principal_user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "reviewer",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "role",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="assignments.role",
+                    ),
+                ),
+                (
+                    "scope",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="assignments.scope",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['principal_name', 'pk'],
+                "ordering": ["principal_name", "pk"],
             },
         ),
         migrations.CreateModel(
-            name='ReviewUserObjectPermission',
+            name="ReviewUserObjectPermission",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('content_object', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='reviews.accessreview')),
-                ('permission', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='auth.permission')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "content_object",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, to="reviews.accessreview"
+                    ),
+                ),
+                (
+                    "permission",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, to="auth.permission"
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'abstract': False,
+                "abstract": False,
             },
         ),
         migrations.AddIndex(
-            model_name='accessreview',
-            index=models.Index(condition=models.Q(('next_start__isnull', False)), fields=['next_start'], name='review_start_due'),
+            model_name="accessreview",
+            index=models.Index(
+                condition=models.Q(("next_start__isnull", False)),
+                fields=["next_start"],
+                name="review_start_due",
+            ),
         ),
         migrations.AlterUniqueTogether(
-            name='reviewgroupobjectpermission',
-            unique_together={('group', 'permission', 'content_object')},
+            name="reviewgroupobjectpermission",
+            unique_together={("group", "permission", "content_object")},
         ),
         migrations.AddIndex(
-            model_name='reviewinstance',
-            index=models.Index(condition=models.Q(('status', 'in_progress')), fields=['end'], name='review_instance_end_due'),
+            model_name="reviewinstance",
+            index=models.Index(
+                condition=models.Q(("status", "in_progress")),
+                fields=["end"],
+                name="review_instance_end_due",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='reviewinstance',
-            constraint=models.UniqueConstraint(fields=('review', 'number'), name='one_instance_per_number'),
+            model_name="reviewinstance",
+            constraint=models.UniqueConstraint(
+                fields=("review", "number"), name="one_instance_per_number"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='reviewinstance',
-            constraint=models.CheckConstraint(condition=models.Q(('end__gt', models.F('start'))), name='instance_ends_after_start'),
+            model_name="reviewinstance",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("end__gt", models.F("start"))), name="instance_ends_after_start"
+            ),
         ),
         migrations.AddIndex(
-            model_name='reviewitem',
-            index=models.Index(fields=['instance', 'decision'], name='review_item_decision'),
+            model_name="reviewitem",
+            index=models.Index(fields=["instance", "decision"], name="review_item_decision"),
         ),
         migrations.AddIndex(
-            model_name='reviewitem',
-            index=models.Index(fields=['reviewer', 'instance'], name='review_item_reviewer'),
+            model_name="reviewitem",
+            index=models.Index(fields=["reviewer", "instance"], name="review_item_reviewer"),
         ),
         migrations.AddIndex(
-            model_name='reviewitem',
-            index=models.Index(fields=['instance', 'principal_name', 'id'], name='review_item_order'),
+            model_name="reviewitem",
+            index=models.Index(
+                fields=["instance", "principal_name", "id"], name="review_item_order"
+            ),
         ),
         migrations.AlterUniqueTogether(
-            name='reviewuserobjectpermission',
-            unique_together={('user', 'permission', 'content_object')},
+            name="reviewuserobjectpermission",
+            unique_together={("user", "permission", "content_object")},
         ),
     ]

@@ -85,6 +85,11 @@ def test_no_schedule_is_kept_per_assignment(eligible_user, run):
         "assignments.tasks.reconcile",
         "approvals.tasks.lapse_sweep",
         "reviews.tasks.reconcile",
+        "alerts.tasks.scan_task",
+        "audit.tasks.checkpoint",
+        "audit.tasks.verify",
+        "audit.tasks.prune",
+        "pim_portal.digest.send_weekly_digest",
     }
 
 

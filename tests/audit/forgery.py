@@ -1,8 +1,11 @@
 """What someone who can write the audit tables does: raw SQL, with or without the triggers."""
 
+import base64
 from contextlib import contextmanager
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -90,3 +93,55 @@ def rehash_from(seq: int) -> AuditEvent:
         )
         previous = last = event
     return last
+
+
+def move_head_to(event: AuditEvent) -> None:
+    """Point the chain head at `event`, as a forger who rewrote the chain up to it would."""
+    forge("UPDATE audit_auditchainhead SET seq = %s, hash = %s WHERE id = 1", event.seq, event.hash)
+
+
+def rewrite_from(seq: int, message: str = "nothing happened") -> AuditEvent:
+    """Edit event `seq`, recompute every later hash and move the head: a consistent rewrite."""
+    forge("UPDATE audit_auditevent SET message = %s WHERE seq = %s", message, seq)
+    last = rehash_from(seq)
+    move_head_to(last)
+    return last
+
+
+def cut_tail(first: int) -> None:
+    """Delete the events from `first` on and move the head back to the one before."""
+    forge("DELETE FROM audit_auditevent WHERE seq >= %s", first)
+    move_head_to(AuditEvent.objects.get(seq=first - 1))
+
+
+def cut_range(first: int, last: int) -> None:
+    """Delete events `first`..`last`, renumber the later ones down and re-link them."""
+    gap = last - first + 1
+    forge("DELETE FROM audit_auditevent WHERE seq >= %s AND seq <= %s", first, last)
+    # Two steps around the unique seq: out of the way, then down into the gap.
+    forge("UPDATE audit_auditevent SET seq = seq + 1000000 WHERE seq > %s", last)
+    forge("UPDATE audit_auditevent SET seq = seq - 1000000 - %s WHERE seq > 1000000", gap)
+    move_head_to(rehash_from(first))
+
+
+def use_new_key(settings) -> Ed25519PrivateKey:
+    """Configure a fresh signing key (AUDIT_SIGNING_KEY, base64 of the raw 32 bytes)."""
+    key = Ed25519PrivateKey.generate()
+    settings.AUDIT_SIGNING_KEY = raw_base64(key)
+    settings.AUDIT_SIGNING_KEY_FILE = ""
+    settings.AUDIT_VERIFY_KEY = ""
+    settings.AUDIT_VERIFY_KEY_FILE = ""
+    settings.AUDIT_CHECKPOINT_FILE = ""
+    return key
+
+
+def raw_base64(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
+    if isinstance(key, Ed25519PrivateKey):
+        raw = key.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+    else:
+        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode()

@@ -8,16 +8,21 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from audit import log as audit_log
+from audit.checkpoints import checkpoint_make, describe
 from audit.log import verify_chain
 from audit.models import GENESIS_HASH, AppendOnlyError, AuditChainHead, AuditEvent
 from pim_portal import request_context
 from tests.audit.forgery import (
+    cut_tail,
     execute,
     forge,
     forged_event,
     insert,
+    move_head_to,
     refused_by_database,
     rehash_from,
+    rewrite_from,
+    use_new_key,
 )
 from tests.factories import make_user
 
@@ -281,13 +286,20 @@ def test_database_refuses_to_point_the_head_at_a_rewritten_hash(db):
     assert "the audit chain head only moves forward" in message
 
 
-@pytest.mark.postgres
-def test_database_refuses_to_delete_an_event_on_postgresql_only(db):
-    # SQLite keeps no DELETE trigger: Django flushes SQLite test databases with DELETE FROM.
+def test_database_refuses_to_delete_an_event(db):
     _write(3)
     message = refused_by_database("DELETE FROM audit_auditevent WHERE seq = 3")
     assert "audit events are append-only" in message
+    assert "only events up to a prune checkpoint may be deleted" in message
     assert AuditEvent.objects.count() == 3
+
+
+@pytest.mark.postgres
+def test_database_refuses_to_delete_the_oldest_event_on_postgresql(db):
+    # SQLite lets the oldest row go: Django flushes SQLite with DELETE FROM, oldest first.
+    _write(3)
+    message = refused_by_database("DELETE FROM audit_auditevent WHERE seq = 1")
+    assert "audit events are append-only" in message
 
 
 @pytest.mark.postgres
@@ -301,43 +313,65 @@ def _append_and_move_the_head():
     last = AuditEvent.objects.get(seq=3)
     forged = forged_event(last, message="granted myself Global Administrator")
     insert(forged)
-    _move_head_to(forged)
+    move_head_to(forged)
 
 
 def _delete_the_last_and_move_the_head_back():
-    _raw("DELETE FROM audit_auditevent WHERE seq = %s", 3)
-    _move_head_to(AuditEvent.objects.get(seq=2))
+    cut_tail(3)
 
 
 def _edit_and_recompute_every_later_hash():
-    _raw("UPDATE audit_auditevent SET message = %s WHERE seq = %s", "nothing happened", 2)
-    _move_head_to(rehash_from(2))
+    rewrite_from(2)
 
 
-def _move_head_to(event: AuditEvent) -> None:
-    _raw("UPDATE audit_auditchainhead SET seq = %s, hash = %s WHERE id = 1", event.seq, event.hash)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,  # only "verify_audit said intact", never a broken test
-    reason="a keyless chain accepts a rewrite whose head is moved to match; keyed, signed "
-    "checkpoints (the oversight issue) catch it. Without lifting the triggers, the edit and "
-    "the move of the head back are refused on SQLite and PostgreSQL, the delete on PostgreSQL.",
-)
 @pytest.mark.parametrize(
-    "forgery",
+    "forgery, contradicted",
     [
-        _append_and_move_the_head,
-        _delete_the_last_and_move_the_head_back,
-        _edit_and_recompute_every_later_hash,
+        pytest.param(
+            _append_and_move_the_head,
+            None,
+            id="append",
+            marks=pytest.mark.xfail(
+                strict=True,
+                raises=pytest.fail.Exception,  # only "verify_audit said intact"
+                reason="an event appended after the newest signed checkpoint is what any "
+                "writer does (record() inserts, the sealer links it): no signature over the "
+                "past contradicts it, and the next checkpoint covers it. Checkpoints catch an "
+                "event forged into the signed past (test_event_forged_into_the_signed_past_...)",
+            ),
+        ),
+        pytest.param(
+            _delete_the_last_and_move_the_head_back, "lies beyond the end", id="delete-last"
+        ),
+        pytest.param(
+            _edit_and_recompute_every_later_hash, "says its hash is", id="edit-and-rehash"
+        ),
     ],
-    ids=["append", "delete-last", "edit-and-rehash"],
 )
-def test_rewrite_with_the_head_moved_to_match_needs_signed_checkpoints(db, forgery):
+def test_rewrite_with_the_head_moved_to_match_needs_signed_checkpoints(
+    settings, forgery, contradicted
+):
+    # Without lifting the triggers, the edit and the move of the head back are refused on
+    # SQLite and PostgreSQL, and so is the delete.
+    use_new_key(settings)
     _write(3)
+    checkpoint = checkpoint_make()
     forgery()
-    _broken()
+    message = _broken()
+    assert f"the {describe(checkpoint)} {contradicted}" in message
+
+
+def test_event_forged_into_the_signed_past_contradicts_the_first_checkpoint_after_it(settings):
+    use_new_key(settings)
+    first, *_ = _write(3)
+    checkpoint = checkpoint_make()
+    # Backdated between #1 and #2: the later events renumbered and re-linked after it.
+    forge("UPDATE audit_auditevent SET seq = seq + 10 WHERE seq >= 2")
+    forge("UPDATE audit_auditevent SET seq = seq - 9 WHERE seq >= 12")
+    insert(forged_event(first, message="granted myself Global Administrator"))
+    move_head_to(rehash_from(2))
+    assert verify_chain() == (4, None)  # a consistent chain, and a keyless one accepts it
+    assert f"the {describe(checkpoint)} says its hash is" in _broken()
 
 
 # Append-only -------------------------------------------------------------------------------
