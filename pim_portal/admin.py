@@ -12,6 +12,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from assignments.models import Assignment
 from audit import log as audit_log
 from pim_portal.authenticators import authenticators_reset
+from pim_portal.emergency import may_set_emergency_access
 from pim_portal.models import User
 
 
@@ -37,6 +38,7 @@ USER_FIELDS = [
     "is_staff",
     "is_superuser",
     "time_zone",
+    "is_emergency_access",
 ]
 
 
@@ -139,6 +141,14 @@ class UserAdmin(BaseUserAdmin):
     ]
     autocomplete_fields = ["manager"]
     actions = [reset_mfa]
+
+    def get_fieldsets(self, request, obj=None):
+        """Only a Global Administrator in force (or a superuser) marks emergency access
+        accounts: without the field in the form, nobody else can set it."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or not may_set_emergency_access(request.user):
+            return fieldsets
+        return [*fieldsets, ("Emergency access", {"fields": ["is_emergency_access"]})]
 
     def save_model(self, request, obj, form, change):
         # Read before the form's values are saved; groups follow later, in save_related.

@@ -6,4 +6,12 @@ class PimPortalConfig(AppConfig):
     verbose_name = "PIM Portal"
 
     def ready(self):
-        from pim_portal import signin  # noqa: F401  (connects the sign-in audit receivers)
+        from django.db.models.signals import post_migrate
+
+        from pim_portal import digest
+
+        post_migrate.connect(digest.ensure_periodic_schedules, sender=self)
+        from pim_portal import (
+            emergency,  # noqa: F401  (connects the emergency access receivers)
+            signin,  # noqa: F401  (connects the sign-in audit receivers)
+        )

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "assignments",
     "approvals",
     "reviews",
+    "alerts",
 ]
 
 MIDDLEWARE = [
@@ -106,9 +107,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "pim_portal.User"
 AUTHENTICATION_BACKENDS = [
     "pim_portal.throttle.SignInThrottleBackend",  # first: refuses locked-out sign-ins
-    "django.contrib.auth.backends.ModelBackend",
+    "pim_portal.backends.LocalLoginBackend",  # passwords, limited by LOCAL_LOGIN
     "guardian.backends.ObjectPermissionBackend",
 ]
+# Local password sign-in: all (default), breakglass (emergency access accounts only), off.
+LOCAL_LOGIN = env_str("LOCAL_LOGIN", "all").strip().lower()
+if LOCAL_LOGIN not in ("all", "breakglass", "off"):
+    raise ImproperlyConfigured(f"LOCAL_LOGIN={LOCAL_LOGIN!r} must be all, breakglass or off.")
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -257,6 +262,38 @@ PIM_TIMEKEEPER_DRAIN_SECONDS = 60
 # that many ids needs room for them.
 PIM_BULK_DECISION_MAX = env_int("BULK_DECISION_MAX", 1000)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = max(1000, PIM_BULK_DECISION_MAX + 100)
+
+# The audit log streamed to a SIEM (audit/siem.py), as it is sealed, in the shape of Microsoft
+# Graph's directoryAudit: RFC 5424 syslog over UDP or TCP, and/or a JSON-lines file.
+AUDIT_SYSLOG_HOST = env_str("AUDIT_SYSLOG_HOST", "")
+AUDIT_SYSLOG_PORT = env_int("AUDIT_SYSLOG_PORT", 514)
+AUDIT_SYSLOG_PROTOCOL = env_str("AUDIT_SYSLOG_PROTOCOL", "udp").strip().lower()
+if AUDIT_SYSLOG_PROTOCOL not in ("udp", "tcp"):
+    raise ImproperlyConfigured(f"AUDIT_SYSLOG_PROTOCOL={AUDIT_SYSLOG_PROTOCOL!r}: udp or tcp.")
+AUDIT_SYSLOG_FACILITY = env_str("AUDIT_SYSLOG_FACILITY", "authpriv")
+AUDIT_SYSLOG_TIMEOUT = env_float("AUDIT_SYSLOG_TIMEOUT", 5.0)
+AUDIT_SYSLOG_UDP_MAX_BYTES = env_int("AUDIT_SYSLOG_UDP_MAX_BYTES", 2048)
+AUDIT_JSONL_PATH = env_str("AUDIT_JSONL_PATH", "")
+# Signed checkpoints of the chain (audit/checkpoints.py), with an Ed25519 key the database does
+# not hold: the private key as a PKCS8 PEM file or the base64 of its 32 raw bytes; the public
+# keys that verify (keep old ones after a rotation); a file off the database host where every
+# checkpoint is also written; how often; and how long events are kept (0: forever).
+AUDIT_SIGNING_KEY_FILE = env_str("AUDIT_SIGNING_KEY_FILE", "")
+AUDIT_SIGNING_KEY = env_str("AUDIT_SIGNING_KEY", "")
+AUDIT_VERIFY_KEY_FILE = env_str("AUDIT_VERIFY_KEY_FILE", "")
+AUDIT_VERIFY_KEY = env_str("AUDIT_VERIFY_KEY", "")
+AUDIT_CHECKPOINT_FILE = env_str("AUDIT_CHECKPOINT_FILE", "")
+AUDIT_CHECKPOINT_MINUTES = env_int("AUDIT_CHECKPOINT_MINUTES", 5)
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 0)
+# The audit log pages: how many event ids one page searches when only "actor contains" or
+# "principal contains" filter it (no index serves those).
+AUDIT_SCAN_WINDOW = env_int("AUDIT_SCAN_WINDOW", 100_000)
+# The dashboard's counts over every assignment are kept this long (seconds; 0: counted on
+# every load); the weekly digest mail to administrators can be turned off.
+PIM_DASHBOARD_COUNTS_SECONDS = env_int("DASHBOARD_COUNTS_SECONDS", 60)
+PIM_WEEKLY_DIGEST = env_bool("WEEKLY_DIGEST", True)
+# Security alerts: how often the scan runs (alerts/tasks.py).
+ALERT_SCAN_MINUTES = env_int("ALERT_SCAN_MINUTES", 5)
 
 LOGGING = {
     "version": 1,

@@ -85,6 +85,64 @@ def resource_instance(world) -> list:
     return [world["resource_review"].instances.get().pk]
 
 
+AUDIT_VIEW = expect(403, 403, 200, 200, 200)
+
+
+def _event(**fields) -> int:
+    from audit import log as audit_log
+
+    return audit_log.record(action="pim.request.activated", **fields).pk
+
+
+def event_at_production(world) -> list:
+    return [_event(actor=world["stranger"], scope=world["rg"].path)]
+
+
+def event_at_the_root(world) -> list:
+    return [_event(actor=world["stranger"], scope="/")]
+
+
+def erins_own_event(world) -> list:
+    return [_event(actor=world["directory_assignment"].principal_user, scope="/")]
+
+
+def emergency_use(world) -> list:
+    """A finished emergency access session of a break-glass account, to follow up."""
+    from pim_portal import emergency
+
+    glass = make_user("breakglass", is_emergency_access=True)
+    use = emergency.emergency_use_open(user=glass)
+    emergency.emergency_use_sign_out(user=glass, use_id=use.pk)
+    return [use.pk]
+
+
+def directory_alert(world) -> list:
+    """An open directory alert with a remediation: a role that does not ask for MFA."""
+    from alerts.models import Alert, Severity
+
+    alert = Alert.objects.create(
+        kind="no_mfa_on_activation", severity=Severity.LOW, title="Roles without MFA"
+    )
+    return [alert.pk]
+
+
+def alert_at(scope_name: str):
+    """An open resource alert about a scope (too many permanent owners, with a remediation)."""
+
+    def make(world) -> list:
+        from alerts.models import Alert, Severity
+
+        alert = Alert.objects.create(
+            kind="too_many_permanent_owners",
+            key=str(world[scope_name].pk),
+            severity=Severity.MEDIUM,
+            title=f"Too many permanent owners of {world[scope_name]}",
+        )
+        return [alert.pk]
+
+    return make
+
+
 def authenticator_of(assignment) -> int:
     """A confirmed authenticator of the assignment's holder (made for the one case using it)."""
     from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -343,6 +401,44 @@ CASES: list[Case] = [
     # Applying is for managers; in progress, it is refused with a message (302).
     *both("reviews:apply", directory_instance, ALL_405, expect(404, 403, 403, 302, 404)),
     *both("reviews:apply", resource_instance, ALL_405, expect(404, 403, 403, 403, 302)),
+    # The audit log: directory viewers see every event, Olivia those at or below Production;
+    # everyone has My audit. Events by someone else: in reach, or 404.
+    *both("audit:event_list", no_args, AUDIT_VIEW, READ_ONLY_405),
+    *both("audit:export_csv", no_args, AUDIT_VIEW, READ_ONLY_405),
+    *both("audit:export_jsonl", no_args, AUDIT_VIEW, READ_ONLY_405),
+    *both("my_audit", no_args, expect(200, 200, 200, 200, 200), READ_ONLY_405),
+    *both("audit:event_detail", event_at_production, SCOPE_IN_REACH, READ_ONLY_405),
+    *both("audit:event_detail", event_at_the_root, expect(404, 404, 200, 200, 404), READ_ONLY_405),
+    *both("audit:event_detail", erins_own_event, expect(404, 200, 200, 200, 404), READ_ONLY_405),
+    # Emergency access follow-ups: directory viewers see them, administrators close them (an
+    # empty form comes back with its error: 400).
+    *both("emergency:use_list", no_args, DIRECTORY_VIEW, READ_ONLY_405),
+    *both("emergency:use_detail", emergency_use, expect(404, 404, 200, 200, 404), READ_ONLY_405),
+    *both("emergency:use_close", emergency_use, ALL_405, expect(404, 404, 403, 400, 404)),
+    # Security alerts: directory viewers see all, Olivia the resource alerts at Production;
+    # directory managers scan, change settings and fix directory alerts, Olivia fixes hers.
+    *both("alerts:alert_list", no_args, AUDIT_VIEW, READ_ONLY_405),
+    *both("alerts:scan", no_args, ALL_405, expect(403, 403, 403, 302, 403)),
+    *both(
+        "alerts:settings",
+        no_args,
+        expect(403, 403, 200, 200, 403),
+        expect(403, 403, 403, 200, 403),  # the form back with its errors
+    ),
+    *both("alerts:alert_detail", directory_alert, expect(403, 403, 200, 200, 404), READ_ONLY_405),
+    *both("alerts:alert_detail", alert_at("sub"), expect(403, 403, 200, 200, 200), READ_ONLY_405),
+    *both(
+        "alerts:alert_detail",
+        alert_at("other_sub"),
+        expect(403, 403, 200, 200, 404),
+        READ_ONLY_405,
+    ),
+    *both("alerts:remediate", directory_alert, ALL_405, expect(403, 403, 403, 302, 404)),
+    *both("alerts:remediate", alert_at("sub"), ALL_405, expect(403, 403, 403, 403, 302)),
+    *both("alerts:remediate", alert_at("other_sub"), ALL_405, expect(403, 403, 403, 403, 404)),
+    # The dashboard's bulk change of standing access: directory managers (an empty form goes
+    # back with its message).
+    *both("dashboard_standing_access", no_args, ALL_405, expect(403, 403, 403, 302, 403)),
 ]
 
 
@@ -364,6 +460,7 @@ def world(tree, eligible_user):
     resource_assignment = eligible_user_assignment(eligible_user, "resource")
     stranger = make_user("stan")
     return {
+        "stranger": stranger,
         **reviews_of(tree, reviewer=eligible_user, stranger=stranger),
         **tree,
         "directory_role": role("Privileged Role Administrator"),

@@ -7,6 +7,7 @@ use case, each in one transaction that writes its audit event.
 - `activation`: what an eligible user does (activate, deactivate, ask to extend or renew);
 - `decided`: carrying out decided requests (grant, deny, lapse) and cancelling open ones;
 - `groups`: what leaving a group does to the activations it made possible;
+- `standing`: making standing (permanent active) access eligible instead;
 - `bulk`: removing many assignments, or members from groups, in one set-based change;
 - `scopes`: the resource tree (create, rename, move, remove).
 
@@ -59,6 +60,7 @@ from assignments.services.scopes import (
     scope_remove,
     scope_rename,
 )
+from assignments.services.standing import standing_make_eligible_many
 
 __all__ = [
     "POLICY_FIELDS",
@@ -96,4 +98,5 @@ __all__ = [
     "scope_remove",
     "scope_rename",
     "shorten_activations",
+    "standing_make_eligible_many",
 ]
