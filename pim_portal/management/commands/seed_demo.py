@@ -19,6 +19,7 @@ from django.db import transaction
 from django.test.utils import override_settings
 from django.utils import timezone
 
+from alerts import services as alert_services
 from assignments import services
 from assignments.models import (
     Assignment,
@@ -226,6 +227,8 @@ class Seeder:
         self.assign_roles()
         self.request_activations()
         self.create_reviews()
+        # What the alerts find in the demo, at once rather than at the first periodic scan.
+        alert_services.scan(alert_services.SCAN_ACTOR)
         return {
             "users": len(self.users),
             "groups": len(self.groups),
@@ -245,6 +248,7 @@ class Seeder:
             user.display_name = f"{person.first} {person.last}"
             if person.username == "breakglass":
                 user.display_name = "Emergency Access (break glass)"
+                user.is_emergency_access = True
             user.email = f"{_ascii(person.first)}.{_ascii(person.last)}@{DOMAIN}".lower()
             user.time_zone = person.time_zone
             user.manager = self.users[person.manager] if person.manager else None
