@@ -3,6 +3,7 @@
 Each is a fixed number of queries, whatever the number of items.
 """
 
+from django.contrib.auth import get_user_model
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -78,9 +79,9 @@ def reviewer_inbox(user) -> list[dict]:
     return rows
 
 
-def instance_progress(instance: ReviewInstance) -> dict:
-    """Decided / total, by decision and by reviewer (the named reviewer of an item, or who
-    decided it). Two queries."""
+def instance_progress(instance: ReviewInstance, *, by_reviewer: bool = True) -> dict:
+    """Decided / total, by decision and (`by_reviewer`, for those who see every item) by
+    reviewer: the named reviewer of an item, or who decided it. One to three queries."""
     by_decision = dict(
         instance.items.order_by()
         .values_list("decision")
@@ -89,48 +90,52 @@ def instance_progress(instance: ReviewInstance) -> dict:
     )
     total = sum(by_decision.values())
     decided = total - by_decision.get(Decision.NOT_REVIEWED, 0)
-    reviewers = (
-        instance.items.order_by()
-        .values("reviewer_id", "reviewer__display_name", "decided_by_id", "decided_by_name")
-        .annotate(total=Count("pk"), decided=Count("pk", filter=~Q(decision=Decision.NOT_REVIEWED)))
-    )
-    by_reviewer: dict[str, list[int]] = {}
-    people: dict[int, str] = {}  # everyone named on an item or who decided one: the filter menu
-    for row in reviewers:
-        if row["reviewer_id"]:
-            name = row["reviewer__display_name"]
-            people[row["reviewer_id"]] = name
-        else:
-            name = row["decided_by_name"] or "The review's reviewers (not decided yet)"
-        if row["decided_by_id"]:
-            people[row["decided_by_id"]] = row["decided_by_name"]
-        counts = by_reviewer.setdefault(name, [0, 0])
-        counts[0] += row["total"]
-        counts[1] += row["decided"]
-    return {
+    progress = {
         "total": total,
         "decided": decided,
         "percent": round(100 * decided / total) if total else 100,
         "by_decision": {d: by_decision.get(d, 0) for d in Decision.values},
+        "by_reviewer": [],
+        "people": [],
+    }
+    if by_reviewer:
+        progress.update(_by_reviewer(instance))
+    return progress
+
+
+def _by_reviewer(instance: ReviewInstance) -> dict:
+    """Grouped on the two ids alone (a join to users in the grouping cost more than the
+    rest of the page); the names come from one query for the few people found."""
+    rows = list(
+        instance.items.order_by()
+        .values("reviewer_id", "decided_by_id")
+        .annotate(total=Count("pk"), decided=Count("pk", filter=~Q(decision=Decision.NOT_REVIEWED)))
+    )
+    ids = {row["reviewer_id"] for row in rows} | {row["decided_by_id"] for row in rows}
+    names = dict(
+        get_user_model().objects.filter(pk__in=ids - {None}).values_list("pk", "display_name")
+    )
+    by_reviewer: dict[str, list[int]] = {}
+    for row in rows:
+        if row["reviewer_id"]:
+            name = names.get(row["reviewer_id"], "A deleted account")
+        elif row["decided_by_id"]:
+            name = names.get(row["decided_by_id"], "A deleted account")
+        else:
+            name = "The review's reviewers (not decided yet)"
+        counts = by_reviewer.setdefault(name, [0, 0])
+        counts[0] += row["total"]
+        counts[1] += row["decided"]
+    people = sorted(names.items(), key=lambda pair: (pair[1] or "").lower())
+    return {
         "by_reviewer": sorted((name, t, d) for name, (t, d) in by_reviewer.items()),
-        "people": sorted(people.items(), key=lambda pair: (pair[1] or "").lower()),
+        "people": people,
     }
 
 
 def item_people(instance: ReviewInstance) -> list[tuple[int, str]]:
-    """(id, name) of everyone named on an item or who decided one, by name: one query."""
-    rows = (
-        instance.items.order_by()
-        .values_list("reviewer_id", "reviewer__display_name", "decided_by_id", "decided_by_name")
-        .distinct()
-    )
-    people: dict[int, str] = {}
-    for reviewer_id, reviewer_name, decider_id, decider_name in rows:
-        if reviewer_id:
-            people[reviewer_id] = reviewer_name
-        if decider_id:
-            people[decider_id] = decider_name
-    return sorted(people.items(), key=lambda pair: (pair[1] or "").lower())
+    """(id, name) of everyone named on an item or who decided one, by name: two queries."""
+    return _by_reviewer(instance)["people"]
 
 
 def review_instances(review):

@@ -145,7 +145,7 @@ def instance_detail(request, pk: int):
     is_open = instance.is_open(now)
     words = _decision_words(instance)
     review = instance.review
-    progress = queries.instance_progress(instance)
+    progress = queries.instance_progress(instance, by_reviewer=sees_all)
     return render(
         request,
         "reviews/instance_detail.html",
