@@ -4,17 +4,8 @@ from alerts.models import Alert, AlertStatus, Severity
 from alerts.rules import OWNER, RESOURCES, RULES
 from alerts.rules.base import safe_reverse
 from assignments import authz
-from assignments.catalog import GLOBAL_ADMINISTRATOR
 from assignments.models import Role, Scope
 from pim_portal.mail import absolute_url, send_templated_mail
-
-
-def directory_administrators():
-    """Global and Privileged Role Administrators, active and in force (directly or through
-    a group): who manages directory roles."""
-    return authz.role_administrators(
-        Role.objects.get(name=GLOBAL_ADMINISTRATOR), Scope.objects.root()
-    )
 
 
 def _recipients(alert: Alert, directory: list[str]) -> list[str]:
@@ -37,7 +28,7 @@ def notify_opened(*alert_ids: int) -> int:
     )
     if not alerts:
         return 0
-    directory = [u.email for u in directory_administrators() if u.email]
+    directory = [u.email for u in authz.directory_administrators() if u.email]
     sent = 0
     for alert in alerts:
         rule = RULES.get(alert.kind)

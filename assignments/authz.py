@@ -320,6 +320,14 @@ def role_administrators(role: Role, scope: Scope):
     )
 
 
+def directory_administrators():
+    """Global and Privileged Role Administrators, active and in force (directly or through a
+    group): who manages directory roles, and whom oversight mail goes to."""
+    from assignments.catalog import GLOBAL_ADMINISTRATOR
+
+    return role_administrators(Role.objects.get(name=GLOBAL_ADMINISTRATOR), Scope.objects.root())
+
+
 def own_request(user, request_id) -> RoleRequest:
     """A request the user made, else a 404, audited."""
     pk = positive_int(request_id)

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from alerts.models import Alert
+from assignments import authz
 from assignments.models import Assignment
 from audit import log as audit_log
 from audit.models import AuditEvent
@@ -125,7 +126,7 @@ def digest_for(now: datetime | None = None) -> Digest:
 
 def recipients() -> list[str]:
     return sorted(
-        {user.email for user in insights.directory_administrators().only("email") if user.email}
+        {user.email for user in authz.directory_administrators().only("email") if user.email}
     )
 
 

@@ -18,7 +18,6 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from alerts.rules.base import PRIVILEGED_DIRECTORY_ROLES, made_outside_pim, not_emergency_access
-from assignments import authz
 from assignments.catalog import GLOBAL_ADMINISTRATOR
 from assignments.models import Assignment, AssignmentKind, Role, RoleKind
 
@@ -258,10 +257,3 @@ def outside_pim(rows=None):
 
 def global_administrators(counts: HolderCounts) -> Holders:
     return counts.of(GLOBAL_ADMINISTRATOR)
-
-
-def directory_administrators():
-    """Active users holding Global Administrator or Privileged Role Administrator, active and
-    in force, directly or through a group: whom the digest goes to."""
-    global_admin = Role.objects.get(name=GLOBAL_ADMINISTRATOR)
-    return authz.role_administrators(global_admin, None)
