@@ -83,7 +83,7 @@ def _lock_global_administrator() -> None:
     Role.objects.select_for_update().filter(name=GLOBAL_ADMINISTRATOR).first()
 
 
-def _last_global_admins(removing: list[Assignment], now) -> set[int]:
+def global_admins_to_keep(removing: list[Assignment], now) -> set[int]:
     """The Global Administrator rows to keep, as removing them one by one would: each goes
     while another active Global Administrator remains, and the last one stays."""
     global_admins = [a for a in removing if a.role.name == GLOBAL_ADMINISTRATOR]
@@ -211,7 +211,7 @@ def assignments_remove_many(
         candidates = [
             a for a in rows if not a.has_ended(now) and grants.can_manage_role(a.role, a.scope)
         ]
-        keep = _last_global_admins(candidates, now)
+        keep = global_admins_to_keep(candidates, now)
         removing = _refusals(rows, actor=actor, grants=grants, keep=keep, now=now, outcome=outcome)
         if not removing:
             return outcome

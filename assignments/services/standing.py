@@ -16,7 +16,7 @@ from django.utils import timezone
 from assignments import authz
 from assignments.models import Assignment, AssignmentKind, RolePolicy
 from assignments.services.administration import assignment_create
-from assignments.services.bulk import assignments_remove_many
+from assignments.services.bulk import assignments_remove_many, global_admins_to_keep
 from pim_portal.actor import Actor
 
 MADE_ELIGIBLE = "Made eligible: standing access replaced by just-in-time activation."
@@ -83,6 +83,12 @@ def standing_make_eligible_many(*, actor: Actor, assignment_ids, justification: 
         return 0
     why = justification or MADE_ELIGIBLE
     with transaction.atomic():
+        # The removal keeps the last active Global Administrator: leave that one as it is
+        # rather than make it eligible too (it would then hold both).
+        keep = global_admins_to_keep(rows, now)
+        rows = [assignment for assignment in rows if assignment.pk not in keep]
+        if not rows:
+            return 0
         held = _holding_eligible(rows, now)
         by_place: dict[tuple, list] = {}
         for assignment in rows:

@@ -259,6 +259,17 @@ def test_make_eligible_is_refused_as_a_whole_for_a_role_the_actor_may_not_manage
     assert events("pim.security.forbidden")[-1].role == "User Administrator"
 
 
+def test_make_eligible_leaves_the_last_global_administrator_as_it_is(pra):
+    """Its removal would be refused: it is neither removed nor given an eligible twin."""
+    gina = make_user("gina")
+    last = assign(gina, "Global Administrator", permanent=True)
+    other = assign(make_user("uma"), "User Administrator", permanent=True)
+    assert standing_make_eligible_many(actor=pra, assignment_ids=[last.pk, other.pk]) == 1
+    assert in_force(last)
+    assert not Assignment.objects.in_force().eligible().filter(principal_user=gina).exists()
+    assert not in_force(other)
+
+
 def test_make_eligible_writes_the_requests_and_audit_events_of_both_services(pra):
     uma = make_user("uma")
     standing = assign(uma, "User Administrator", permanent=True)
