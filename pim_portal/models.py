@@ -7,6 +7,15 @@ from django.db.models.functions import Lower
 TIME_ZONE_CHOICES = sorted((tz, tz) for tz in available_timezones())
 
 
+class Source(models.TextChoices):
+    """Where a user or group comes from, and so who owns its fields: the portal itself, the
+    identity provider at sign-in (OpenID Connect claims), or SCIM provisioning."""
+
+    LOCAL = "local", "Local"
+    OIDC = "oidc", "Single sign-on"
+    SCIM = "scim", "SCIM provisioning"
+
+
 class User(AbstractUser):
     """A person who signs in. With Django's Group, one of the two kinds of principal."""
 
@@ -24,9 +33,24 @@ class User(AbstractUser):
         "sign-in is off. Every use raises a high alert and must be justified afterwards.",
     )
 
+    # Where the account comes from; provider-owned fields are read-only in the portal.
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.LOCAL)
+    # SCIM's externalId (the provider's own id for the user), when provisioned by SCIM.
+    external_id = models.CharField(max_length=255, blank=True, db_index=True)
+    # OpenID Connect: the provider's subject, unique per issuer, matched at every sign-in.
+    oidc_issuer = models.CharField(max_length=255, blank=True)
+    oidc_subject = models.CharField(max_length=255, blank=True)
+
     class Meta:
         ordering = ["display_name", "username"]
         indexes = [models.Index(Lower("display_name"), name="user_display_name_lower")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["oidc_issuer", "oidc_subject"],
+                condition=~models.Q(oidc_subject=""),
+                name="user_oidc_subject_unique",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.display_name or self.get_full_name() or self.username
@@ -35,6 +59,25 @@ class User(AbstractUser):
         if not self.display_name:
             self.display_name = self.get_full_name() or self.username
         super().save(*args, **kwargs)
+
+
+class GroupIdentity(models.Model):
+    """Where a Django group (a principal) comes from: made in the portal, named by the
+    identity provider's groups claim, or provisioned by SCIM (with its externalId)."""
+
+    group = models.OneToOneField(
+        "auth.Group", on_delete=models.CASCADE, related_name="identity", primary_key=True
+    )
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.LOCAL)
+    external_id = models.CharField(max_length=255, blank=True, db_index=True)
+    # The value the OpenID Connect groups claim carries for this group (a name or an id).
+    claim_value = models.CharField(max_length=255, blank=True, db_index=True)
+
+    class Meta:
+        verbose_name_plural = "group identities"
+
+    def __str__(self) -> str:
+        return f"{self.group} ({self.get_source_display()})"
 
 
 class EmergencyAccessUse(models.Model):
