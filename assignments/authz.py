@@ -81,6 +81,12 @@ class Grants:
     def can_view_resources(self) -> bool:
         return self.has_anywhere(Perm.VIEW_RESOURCES)
 
+    def can_manage_users(self) -> bool:
+        return self.has(Perm.MANAGE_USERS)
+
+    def can_manage_provisioning(self) -> bool:
+        return self.has(Perm.MANAGE_PROVISIONING)
+
     def can_manage_anything(self) -> bool:
         return self.can_manage_directory() or self.has_anywhere(Perm.MANAGE_RESOURCES)
 

@@ -8,6 +8,8 @@ class Perm:
     VIEW_DIRECTORY = "directory.view"  # see directory roles, members and settings
     MANAGE_RESOURCES = "resources.manage"  # resource role assignments and settings at a scope
     VIEW_RESOURCES = "resources.view"  # see resource roles, members and settings at a scope
+    MANAGE_USERS = "users.manage"  # users and groups kept in the portal (not the provider's)
+    MANAGE_PROVISIONING = "provisioning.manage"  # SCIM tokens: who may provision identities
 
 
 _VIEW_ALL = [Perm.VIEW_DIRECTORY, Perm.VIEW_RESOURCES]
@@ -17,7 +19,7 @@ DIRECTORY_ROLES = [
     (
         "Global Administrator",
         "Can manage all aspects of the directory and the services that use it.",
-        _MANAGE_ALL,
+        [*_MANAGE_ALL, Perm.MANAGE_USERS, Perm.MANAGE_PROVISIONING],
     ),
     (
         "Privileged Role Administrator",
@@ -38,7 +40,7 @@ DIRECTORY_ROLES = [
     (
         "User Administrator",
         "Can manage all aspects of users and groups, including resetting passwords.",
-        [],
+        [Perm.MANAGE_USERS],
     ),
     (
         "Application Administrator",

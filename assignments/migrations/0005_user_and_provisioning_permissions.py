@@ -1,0 +1,21 @@
+"""Global Administrators and User Administrators manage the portal's users and groups; Global
+Administrators alone manage provisioning (SCIM tokens): the catalog installed again, which
+updates the built-in roles' permissions in place."""
+
+from django.db import migrations
+
+
+def update_catalog(apps, schema_editor):
+    from assignments.catalog import install_catalog
+
+    install_catalog(
+        apps.get_model("assignments", "Scope"),
+        apps.get_model("assignments", "Role"),
+        apps.get_model("assignments", "RolePolicy"),
+    )
+
+
+class Migration(migrations.Migration):
+    dependencies = [("assignments", "0004_member_page_indexes")]
+
+    operations = [migrations.RunPython(update_catalog, migrations.RunPython.noop)]
