@@ -16,5 +16,7 @@ def navigation(request):
             # The audit log and alerts: directory viewers, and resource managers for their
             # scopes; emergency access follow-ups: directory viewers.
             "monitor": directory or manages_resources,
+            # SCIM tokens: Global Administrators.
+            "provisioning": grants.can_manage_provisioning(),
         }
     }

@@ -37,13 +37,17 @@ CATEGORIES = {
     "scope": "ResourceManagement",
     "user": "UserManagement",
     "group": "GroupManagement",
+    "scim": "ProvisioningManagement",
     "review": "Policy",
     "bootstrap": "DirectoryManagement",
 }
 # `pim.security.*` splits by what was checked: the whole verb first, then its first word.
 SECURITY_CATEGORIES = {
     "signin": "Authentication",
+    "sso": "Authentication",
+    "token": "Authentication",
     "mfa_failed": "Authentication",
+    "mfa_expired": "Authentication",
     "mfa": "UserManagement",  # enrolling, removing, resetting devices: the user's security info
     "emergency": "Authentication",  # break-glass sign-ins and their follow-up
 }

@@ -11,16 +11,26 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from assignments.models import Assignment
 from audit import log as audit_log
+from pim_portal import (
+    jobs,
+    signin_mfa,  # noqa: F401  (registers its `check --deploy` warning)
+)
 from pim_portal.authenticators import authenticators_reset
 from pim_portal.emergency import may_set_emergency_access
-from pim_portal.models import User
+from pim_portal.models import AccessToken, GroupIdentity, Source, User
+
+MFA_RESET_MAIL_TASK = "pim_portal.people.services.mail_mfa_reset"
 
 
 @admin.action(description="Reset MFA (remove authenticators)")
 def reset_mfa(modeladmin, request, queryset):
-    """For a user who lost their phone: every authenticator removed, each reset audited."""
+    """For a user who lost their phone: every authenticator removed, each reset audited, and
+    the user told by mail (as the Users page's "Reset MFA" does)."""
     for user in queryset:
-        removed = authenticators_reset(actor=request.user, user=user)
+        with transaction.atomic():
+            removed = authenticators_reset(actor=request.user, user=user)
+            if user.email:
+                jobs.enqueue(MFA_RESET_MAIL_TASK, user.pk, str(request.user))
         modeladmin.message_user(request, f"{user}: {removed} authenticator(s) removed.")
 
 
@@ -134,13 +144,30 @@ def refused_deletion(deleted, counts, perms_needed, protected, problems: list[st
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     list_display = ["username", "display_name", "email", "manager", "time_zone", "is_active"]
+    list_filter = ["source", "is_active", "is_staff", "is_superuser", "is_emergency_access"]
     search_fields = ["username", "display_name", "email"]
     fieldsets = [
         *BaseUserAdmin.fieldsets,
         ("Portal", {"fields": ["display_name", "manager", "time_zone"]}),
+        (
+            "Where the account comes from",
+            {"fields": ["source", "oidc_issuer", "oidc_subject", "external_id"]},
+        ),
     ]
     autocomplete_fields = ["manager"]
     actions = [reset_mfa]
+
+    # Who the identity provider says the account is: never changed here (a link to another
+    # subject would hand the account to someone else, unaudited).
+    identity_fields = ("source", "oidc_issuer", "oidc_subject", "external_id")
+    # What single sign-on takes from the claims at every sign-in, for accounts it made.
+    oidc_owned_fields = ("username", "email", "display_name", "first_name", "last_name")
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = [*super().get_readonly_fields(request, obj), *self.identity_fields]
+        if obj is not None and obj.source == Source.OIDC:
+            fields += self.oidc_owned_fields
+        return fields
 
     def get_fieldsets(self, request, obj=None):
         """Only a Global Administrator in force (or a superuser) marks emergency access
@@ -325,6 +352,59 @@ admin.site.unregister(TOTPDevice)
 
 @admin.register(TOTPDevice)
 class ReadOnlyTOTPDeviceAdmin(TOTPDeviceAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# --- Single sign-on: where groups come from (pim_portal.sso) ----------------------------------
+@admin.register(GroupIdentity)
+class GroupIdentityAdmin(admin.ModelAdmin):
+    """Shown, never changed here: single sign-on and SCIM match groups by these values."""
+
+    list_display = ["group", "source", "claim_value", "external_id"]
+    list_filter = ["source"]
+    search_fields = ["group__name", "claim_value", "external_id"]
+    list_select_related = ["group"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# --- SCIM provisioning: its tokens (pim_portal.scim) -------------------------------------------
+@admin.register(AccessToken)
+class AccessTokenAdmin(admin.ModelAdmin):
+    """Shown, never changed here: tokens are made and revoked on the Provisioning page (audited
+    there). Only a hash of each secret is kept, so no page can show one."""
+
+    list_display = ["name", "kind", "prefix", "created_at", "expires_at", "revoked_at"]
+    list_filter = ["kind"]
+    search_fields = ["name", "prefix"]
+    list_select_related = ["created_by", "revoked_by"]
+    exclude = ["secret_hash"]
+    readonly_fields = [
+        "name",
+        "kind",
+        "prefix",
+        "created_by",
+        "created_at",
+        "expires_at",
+        "revoked_at",
+        "revoked_by",
+        "last_used_at",
+    ]
+
     def has_add_permission(self, request):
         return False
 

@@ -43,7 +43,12 @@ class User(AbstractUser):
 
     class Meta:
         ordering = ["display_name", "username"]
-        indexes = [models.Index(Lower("display_name"), name="user_display_name_lower")]
+        # The Users page searches each from its start (people.queries.users_listed).
+        indexes = [
+            models.Index(Lower("display_name"), name="user_display_name_lower"),
+            models.Index(Lower("username"), name="user_username_lower"),
+            models.Index(Lower("email"), name="user_email_lower"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["oidc_issuer", "oidc_subject"],
@@ -111,3 +116,37 @@ class EmergencyAccessUse(models.Model):
     @property
     def is_open(self) -> bool:
         return self.closed_at is None
+
+
+class AccessToken(models.Model):
+    """A bearer token a program presents instead of a person's session: SCIM provisioning now
+    (`kind=scim`), the portal's API later. Only the SHA-256 of its secret is kept, with a short
+    prefix of it to tell tokens apart on a page; the secret is shown once, when it is made."""
+
+    class Kind(models.TextChoices):
+        SCIM = "scim", "SCIM provisioning"
+
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SCIM)
+    prefix = models.CharField(max_length=16, help_text="The first characters of the secret.")
+    secret_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} token {self.name!r}"
+
+    def is_usable(self, at) -> bool:
+        """Not revoked and not expired at `at`: the rule of time, read from the row."""
+        return self.revoked_at is None and at < self.expires_at

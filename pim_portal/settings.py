@@ -85,6 +85,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "assignments.context_processors.navigation",
                 "approvals.context_processors.inbox",
+                "pim_portal.people.context_processors.navigation",
+                "pim_portal.sso.context_processors.sign_in",
             ],
         },
     },
@@ -108,18 +110,66 @@ AUTH_USER_MODEL = "pim_portal.User"
 AUTHENTICATION_BACKENDS = [
     "pim_portal.throttle.SignInThrottleBackend",  # first: refuses locked-out sign-ins
     "pim_portal.backends.LocalLoginBackend",  # passwords, limited by LOCAL_LOGIN
+    "pim_portal.sso.backend.OIDCBackend",  # single sign-on (OpenID Connect), when configured
     "guardian.backends.ObjectPermissionBackend",
 ]
 # Local password sign-in: all (default), breakglass (emergency access accounts only), off.
 LOCAL_LOGIN = env_str("LOCAL_LOGIN", "all").strip().lower()
 if LOCAL_LOGIN not in ("all", "breakglass", "off"):
     raise ImproperlyConfigured(f"LOCAL_LOGIN={LOCAL_LOGIN!r} must be all, breakglass or off.")
+# Sign-in MFA (pim_portal/signin_mfa.py): a TOTP code after the password from users who hold or
+# are eligible for any role (privileged, the default), from everyone, or (quick start only:
+# `check --deploy` warns) from nobody; and how long the code step waits, in seconds.
+SIGNIN_MFA = env_str("SIGNIN_MFA", "privileged").strip().lower()
+if SIGNIN_MFA not in ("privileged", "everyone", "off"):
+    raise ImproperlyConfigured(f"SIGNIN_MFA={SIGNIN_MFA!r} must be privileged, everyone or off.")
+SIGNIN_MFA_TIMEOUT = env_int("SIGNIN_MFA_TIMEOUT", 300)
+if SIGNIN_MFA_TIMEOUT < 30:
+    raise ImproperlyConfigured(f"SIGNIN_MFA_TIMEOUT={SIGNIN_MFA_TIMEOUT} must be at least 30.")
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Single sign-on with OpenID Connect (pim_portal/sso): off while OIDC_ISSUER is empty. The
+# endpoints come from the issuer's discovery document; the claim names say where the username,
+# e-mail, display name and groups are; OIDC_MFA_AMR/OIDC_MFA_ACR list the amr/acr values that
+# count as MFA at sign-in (none by default: the portal asks for its own code).
+OIDC_ISSUER = env_str("OIDC_ISSUER", "").strip()
+OIDC_CLIENT_ID = env_str("OIDC_CLIENT_ID", "").strip()
+OIDC_CLIENT_SECRET = env_str("OIDC_CLIENT_SECRET", "")
+if env_str("OIDC_CLIENT_SECRET_FILE", ""):
+    try:
+        OIDC_CLIENT_SECRET = Path(env_str("OIDC_CLIENT_SECRET_FILE")).read_text().strip()
+    except OSError as error:
+        raise ImproperlyConfigured(f"OIDC_CLIENT_SECRET_FILE: {error}") from None
+OIDC_NAME = env_str("OIDC_NAME", "").strip() or "your organization"
+OIDC_SCOPES = env_list("OIDC_SCOPES", ["openid", "email", "profile"])
+OIDC_CLAIM_USERNAME = env_str("OIDC_CLAIM_USERNAME", "preferred_username")
+OIDC_CLAIM_EMAIL = env_str("OIDC_CLAIM_EMAIL", "email")
+OIDC_CLAIM_NAME = env_str("OIDC_CLAIM_NAME", "name")
+OIDC_CLAIM_GROUPS = env_str("OIDC_CLAIM_GROUPS", "groups")
+OIDC_CREATE_USERS = env_bool("OIDC_CREATE_USERS", True)
+OIDC_LINK_SCIM_USERS = env_bool("OIDC_LINK_SCIM_USERS", True)
+OIDC_MFA_AMR = env_list("OIDC_MFA_AMR", [])
+OIDC_MFA_ACR = env_list("OIDC_MFA_ACR", [])
+OIDC_SIGN_ALGO = env_str("OIDC_SIGN_ALGO", "RS256").strip()
+OIDC_TIMEOUT = env_float("OIDC_TIMEOUT_SECONDS", 10.0)
+OIDC_LEEWAY_SECONDS = env_int("OIDC_LEEWAY_SECONDS", 60)
+if OIDC_ISSUER:
+    from pim_portal.sso.config import check_settings
+
+    check_settings(
+        issuer=OIDC_ISSUER,
+        client_id=OIDC_CLIENT_ID,
+        client_secret=OIDC_CLIENT_SECRET,
+        scopes=OIDC_SCOPES,
+        sign_algo=OIDC_SIGN_ALGO,
+        leeway=OIDC_LEEWAY_SECONDS,
+    )
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
@@ -294,6 +344,16 @@ PIM_DASHBOARD_COUNTS_SECONDS = env_int("DASHBOARD_COUNTS_SECONDS", 60)
 PIM_WEEKLY_DIGEST = env_bool("WEEKLY_DIGEST", True)
 # Security alerts: how often the scan runs (alerts/tasks.py).
 ALERT_SCAN_MINUTES = env_int("ALERT_SCAN_MINUTES", 5)
+
+# SCIM 2.0 provisioning (pim_portal/scim/): the largest request body accepted (bytes; larger
+# ones answer 413), the lifetime a new token gets by default and the longest one allowed (days).
+SCIM_MAX_BODY_BYTES = env_int("SCIM_MAX_BODY_BYTES", 1_048_576)
+SCIM_TOKEN_DEFAULT_DAYS = env_int("SCIM_TOKEN_DEFAULT_DAYS", 365)
+SCIM_TOKEN_MAX_DAYS = env_int("SCIM_TOKEN_MAX_DAYS", 730)
+if not 0 < SCIM_TOKEN_DEFAULT_DAYS <= SCIM_TOKEN_MAX_DAYS:
+    raise ImproperlyConfigured(
+        "SCIM_TOKEN_DEFAULT_DAYS must be more than 0 and at most SCIM_TOKEN_MAX_DAYS."
+    )
 
 LOGGING = {
     "version": 1,

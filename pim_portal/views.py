@@ -9,13 +9,16 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import defaults
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
 
 from assignments.authz import deny
 from audit import log as audit_log
-from pim_portal import authenticators, mfa
+from pim_portal import authenticators, mfa, signin_mfa
 from pim_portal.forms import AuthenticatorAddForm, AuthenticatorRemoveForm
 from pim_portal.middleware import database_unavailable_response, is_database_outage
+from pim_portal.people import rules as people_rules
+from pim_portal.people import services as people_services
+from pim_portal.people.forms import ProfileForm
 
 ENROL_SECRET_KEY = "pim_mfa_enrol_secret"  # the session key of the secret being enrolled
 
@@ -27,13 +30,32 @@ def _safe_next(request, fallback: str) -> str:
     return fallback
 
 
-@require_GET
+@require_http_methods(["GET", "HEAD", "POST"])
 def account(request):
-    """The user's account: their authenticator apps, with names and last use."""
+    """The user's profile (display name, time zone), how they signed in, and their
+    authenticator apps, with names and last use."""
+    form = ProfileForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        try:
+            people_services.profile_update(request.user, **form.cleaned_data)
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, "Your profile is saved.")
+            return redirect("account")
+    method = signin_mfa.session_method(request.session)
+    done = signin_mfa.session_mfa(request.session)
     return render(
         request,
         "pim_portal/account.html",
-        {"devices": list(mfa.confirmed_devices(request.user)), "section": "account"},
+        {
+            "form": form,
+            "provider_owned": people_rules.provider_owned_fields(request.user),
+            "signin_method": signin_mfa.METHOD_LABELS.get(method, ""),
+            "signin_mfa": None if done is None else signin_mfa.MFA_LABELS.get(done, done),
+            "devices": list(mfa.confirmed_devices(request.user)),
+            "section": "account",
+        },
     )
 
 

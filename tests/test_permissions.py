@@ -155,11 +155,31 @@ def erins_authenticator(world) -> int:
     return authenticator_of(world["directory_assignment"])
 
 
+ALL_403 = expect(403, 403, 403, 403, 403)
+PEOPLE_OBJECT_VIEW = expect(404, 404, 200, 200, 404)
+PEOPLE_OBJECT_CHANGE = expect(404, 404, 403, 403, 404)
+
+
+def a_user(world) -> list:
+    return [world["stranger"].pk]
+
+
+def a_group(world) -> list:
+    from tests.factories import make_group
+
+    return [make_group("Helpdesk", world["stranger"]).pk]
+
+
+def a_member(world) -> list:
+    return [*a_group(world), world["stranger"].pk]
+
+
 CASES: list[Case] = [
     # Everyone signed in: the dashboard and setting up an authenticator app.
     *both("dashboard", no_args, expect(200, 200, 200, 200, 200), READ_ONLY_405),
     *both("mfa_enroll", no_args, expect(200, 200, 200, 200, 200), expect(200, 200, 200, 200, 200)),
-    *both("account", no_args, expect(200, 200, 200, 200, 200), READ_ONLY_405),
+    # The profile: everyone (an empty form comes back with its errors).
+    *both("account", no_args, expect(200, 200, 200, 200, 200), expect(200, 200, 200, 200, 200)),
     # Removing an authenticator: only one's own (an empty form comes back with its error).
     *both("mfa_remove", lambda w: [erins_authenticator(w)], OWN_ONLY, OWN_ONLY),
     *both("mfa_remove", lambda w: [authenticator_of(w["foreign_assignment"])], ALL_404, ALL_404),
@@ -439,6 +459,21 @@ CASES: list[Case] = [
     # The dashboard's bulk change of standing access: directory managers (an empty form goes
     # back with its message).
     *both("dashboard_standing_access", no_args, ALL_405, expect(403, 403, 403, 302, 403)),
+    # Users and Groups: directory viewers see them (anyone else: 404 for one user or group);
+    # changing needs users.manage, which no persona here holds (tests/people has the rest).
+    *both("scim:provisioning", no_args, ALL_403, READ_ONLY_405),
+    *both("scim:token_create", no_args, ALL_405, ALL_403),
+    *both("scim:token_revoke", lambda world: [1], ALL_405, ALL_403),
+    *both("people:user_list", no_args, DIRECTORY_VIEW, READ_ONLY_405),
+    *both("people:group_list", no_args, DIRECTORY_VIEW, READ_ONLY_405),
+    *both("people:user_create", no_args, ALL_403, ALL_403),
+    *both("people:user_detail", a_user, PEOPLE_OBJECT_VIEW, READ_ONLY_405),
+    *both("people:user_edit", a_user, PEOPLE_OBJECT_CHANGE, PEOPLE_OBJECT_CHANGE),
+    *both("people:user_deactivate", a_user, PEOPLE_OBJECT_CHANGE, PEOPLE_OBJECT_CHANGE),
+    *both("people:user_reactivate", a_user, PEOPLE_OBJECT_CHANGE, PEOPLE_OBJECT_CHANGE),
+    *both("people:user_mfa_reset", a_user, PEOPLE_OBJECT_CHANGE, PEOPLE_OBJECT_CHANGE),
+    *both("people:group_detail", a_group, PEOPLE_OBJECT_VIEW, PEOPLE_OBJECT_CHANGE),
+    *both("people:group_member_remove", a_member, ALL_405, PEOPLE_OBJECT_CHANGE),
 ]
 
 
@@ -538,7 +573,8 @@ def test_permission_matrix(request, world, case: Case, persona: str, expected: i
 
 
 # Pages that need no sign-in or belong to Django itself, and so are not in the matrix.
-OUTSIDE_THE_MATRIX = {"login", "logout", "healthz"}
+# Sign-in pages, before anyone is signed in (single sign-on's answer 404 when it is off).
+OUTSIDE_THE_MATRIX = {"login", "login_code", "logout", "healthz", "sso:begin", "sso:callback"}
 
 
 def _portal_url_names(patterns, namespace=""):

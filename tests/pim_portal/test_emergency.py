@@ -23,6 +23,7 @@ pytestmark = pytest.mark.django_db
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ADDRESS = "203.0.113.7"
+MFA_PASSED = "pim.security.signin_mfa_passed"  # the account holds a role: sign-in MFA
 
 
 @pytest.fixture
@@ -48,11 +49,25 @@ def group_admin(db):
 
 
 def sign_in(user, client=None) -> Client:
+    """Password, then (the account is a Global Administrator: sign-in MFA) a code."""
+    from binascii import unhexlify
+
+    from django_otp.oath import totp
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
     client = client or Client()
     response = client.post(
         reverse("login"), {"username": user.username, "password": PASSWORD}, REMOTE_ADDR=ADDRESS
     )
     assert response.status_code == 302, response.content
+    if response["Location"] == reverse("login_code"):
+        device, _ = TOTPDevice.objects.get_or_create(
+            user=user, confirmed=True, defaults={"name": "Phone"}
+        )
+        TOTPDevice.objects.filter(pk=device.pk).update(last_t=-1)  # signs in again this step
+        code = f"{totp(unhexlify(device.key)):06d}"
+        response = client.post(reverse("login_code"), {"code": code}, REMOTE_ADDR=ADDRESS)
+        assert response.status_code == 302, response.content
     return client
 
 
@@ -190,7 +205,7 @@ def test_the_follow_up_lists_the_sessions_events_and_not_others(
     page = sign_in(pra).get(url("use_detail", use.pk))
 
     shown = [event.action for event, _, _ in page.context["rows"]]
-    assert shown == [emergency.USED, "pim.assignment.removed", emergency.ENDED]
+    assert shown == [emergency.USED, MFA_PASSED, "pim.assignment.removed", emergency.ENDED]
     assert during.pk in [event.pk for event, _, _ in page.context["rows"]]
     assert before.pk not in [event.pk for event, _, _ in page.context["rows"]]
     assert after.pk not in [event.pk for event, _, _ in page.context["rows"]]
@@ -211,6 +226,7 @@ def test_a_session_without_a_sign_out_lists_events_no_longer_than_a_session_last
 
     assert [event.action for event, _, _ in page.context["rows"]] == [
         emergency.USED,
+        MFA_PASSED,  # the code step that signed the session in
         "pim.assignment.created",
     ]
     assert "Not recorded: the session timed out" in page.content.decode()
@@ -226,6 +242,7 @@ def test_an_open_session_lists_its_events_until_now(clock, breakglass, pra):
 
     assert [event.action for event, _, _ in page.context["rows"]] == [
         emergency.USED,
+        MFA_PASSED,  # the code step that signed the session in
         "pim.assignment.created",
     ]
     assert "the session may still be going on" in page.content.decode()
@@ -246,9 +263,9 @@ def test_the_events_page_in_order_by_keyset(clock, breakglass, pra, monkeypatch)
         pages.append(viewer.get(url("use_detail", use.pk), {"after": after}))
 
     assert [[event.action for event, _, _ in page.context["rows"]] for page in pages] == [
-        [emergency.USED, "pim.test.event_0", "pim.test.event_1"],
-        ["pim.test.event_2", "pim.test.event_3", "pim.test.event_4"],
-        [emergency.ENDED],
+        [emergency.USED, MFA_PASSED, "pim.test.event_0"],
+        ["pim.test.event_1", "pim.test.event_2", "pim.test.event_3"],
+        ["pim.test.event_4", emergency.ENDED],
     ]
 
 
