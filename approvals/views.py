@@ -101,6 +101,7 @@ def inbox(request):
         decidable_count = page.paginator.count
     if not filtered:
         request._approvals_inbox_count = decidable_count  # the badge
+        services.badge_remember(request.user, decidable_count)
     return render(
         request,
         "approvals/inbox.html",
@@ -204,6 +205,7 @@ def decide(request, pk: int):
             form.add_error(None, message)
         messages.error(request, "The decision was not recorded: see the form below.")
         return _render_detail(request, role_request, form=form, status=400)
+    services.badge_forget(request.user)
     level = messages.WARNING if result.outcome == services.Outcome.FAILED else messages.SUCCESS
     messages.add_message(request, level, f"{result.label}: {result.message}")
     return redirect(_next_or(request, reverse("approvals:inbox")))
@@ -242,6 +244,7 @@ def bulk_decide(request):
             approve=form.approve,
             justification=form.cleaned_data["justification"],
         )
+    services.badge_forget(request.user)
     all_done = all(r.outcome in services.SUCCESSFUL_OUTCOMES for r in results)
     level = messages.SUCCESS if all_done else messages.WARNING
     messages.add_message(request, level, taken + services.bulk_summary(results) + ".")

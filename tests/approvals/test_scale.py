@@ -102,6 +102,54 @@ def test_the_badge_of_someone_who_decides_nothing_is_one_small_query(pra_needs_a
     assert counted == [], "the requests were counted for someone named nowhere"
 
 
+def test_the_badge_keeps_its_count_for_a_while_and_the_inbox_refreshes_it(
+    approver, pra_needs_alex, client_for, settings
+):
+    settings.PIM_APPROVALS_BADGE_SECONDS = 30
+    client = client_for(approver)
+    requests_for_alex(0, 3)
+    badge = 'Requests waiting for your decision">{}<'
+    assert badge.format(3) in client.get(reverse("assignments:my_roles")).content.decode()
+    requests_for_alex(3, 5)
+    with CaptureQueriesContext(connection) as kept:
+        page = client.get(reverse("assignments:my_roles")).content.decode()
+    assert badge.format(3) in page, "the badge counted again within its seconds"
+    assert not [
+        q
+        for q in kept.captured_queries
+        if "COUNT" in q["sql"].upper() and "rolerequest" in q["sql"]
+    ]
+    # The inbox counts afresh, and the badge shows its count from then on.
+    assert badge.format(5) in client.get(INBOX).content.decode()
+    assert badge.format(5) in client.get(reverse("assignments:my_roles")).content.decode()
+
+
+def test_deciding_makes_the_badge_count_again(approver, pra_needs_alex, client_for, settings):
+    settings.PIM_APPROVALS_BADGE_SECONDS = 30
+    client = client_for(approver)
+    first, *_ = requests_for_alex(0, 2)
+    assert services.badge_count(approver) == 2
+    response = client.post(
+        reverse("approvals:decide", args=[first.pk]),
+        {
+            "decision": "approve",
+            "justification": "Checked",
+            "next": reverse("assignments:my_roles"),
+        },
+    )
+    assert response.status_code == 302
+    page = client.get(reverse("assignments:my_roles")).content.decode()
+    assert 'Requests waiting for your decision">1<' in page
+
+
+def test_with_no_seconds_the_badge_counts_on_every_page(approver, pra_needs_alex, settings):
+    settings.PIM_APPROVALS_BADGE_SECONDS = 0
+    requests_for_alex(0, 2)
+    assert services.badge_count(approver) == 2
+    requests_for_alex(2, 4)
+    assert services.badge_count(approver) == 4
+
+
 def test_the_inbox_page_pages_in_sql_whatever_the_pending_requests(
     approver, pra_needs_alex, client_for
 ):
