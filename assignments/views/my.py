@@ -172,7 +172,13 @@ def my_roles(request):
             for key, qs in querysets.items()
         }
     tabs = [(key, label, querysets[key].count()) for key, label in TABS]
-    rows = querysets[tab].with_related().select_related("activated_from__principal_group")
+    # The viewer's own rows: role and scope joined, the group (and for an activation, the
+    # eligible assignment and its group) fetched for the page (see AssignmentQuerySet.for_page).
+    rows = (
+        querysets[tab]
+        .select_related("role", "scope")
+        .prefetch_related("principal_group", "activated_from__principal_group")
+    )
     page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
 
     entries = _entries(user, page.object_list, tab, at_scope, now)
@@ -357,7 +363,7 @@ def my_requests(request):
     """The requests about the signed-in user, newest first: theirs, and what administrators
     did to their assignments. What administrators did for others is on the role pages."""
     status = choice(request.GET.get("status"), RequestStatus.values, "")
-    rows = RoleRequest.objects.about(request.user).with_related()
+    rows = RoleRequest.objects.about(request.user).for_page()
     if status:
         rows = rows.with_status(status)
     page = Paginator(rows.order_by("-created_at", "-pk"), PAGE_SIZE).get_page(
