@@ -9,7 +9,6 @@ from collections import Counter
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -23,6 +22,7 @@ from approvals.timeline import request_timeline
 from assignments import authz
 from assignments import services as assignment_services
 from assignments.models import RequestStatus, Role, RoleRequest, Scope, ScopeKind
+from pim_portal.pagination import CountedPaginator
 
 PAGE_SIZE = 25
 BULK_RESULT_KEY = "approvals_bulk_result"
@@ -111,14 +111,6 @@ def _matching(rows: list[tuple], filters: dict) -> tuple[int, int]:
     return len(matching), sum(1 for row in matching if row[3])
 
 
-class _CountedPaginator(Paginator):
-    """A paginator told its count (the menus' query counted already), not counting."""
-
-    def __init__(self, object_list, per_page, count: int):
-        super().__init__(object_list, per_page)
-        self.__dict__["count"] = count  # Paginator.count is a cached_property
-
-
 def inbox_filters(data) -> dict:
     return {name: _int_or_none(data.get(name)) for name in services.INBOX_FILTERS}
 
@@ -140,7 +132,7 @@ def inbox(request):
     options = _menus(rows, filters)
     matching, decidable_count = _matching(rows, filters)
     shown = services.inbox_filtered(requests, filters)
-    page = _CountedPaginator(shown, PAGE_SIZE, matching).get_page(request.GET.get("page"))
+    page = CountedPaginator(shown, PAGE_SIZE, matching).get_page(request.GET.get("page"))
     page.object_list = [services.inbox_item(r, grants) for r in page.object_list]
     if not filtered:
         request._approvals_inbox_count = decidable_count  # the badge

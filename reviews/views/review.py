@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 from assignments import authz
 from assignments.views.export import _csv_cell, _Echo, _utc
 from audit import log as audit_log
+from pim_portal.pagination import CountedPaginator
 from pim_portal.params import positive_int
 from reviews import authz as review_authz
 from reviews import queries, services
@@ -112,21 +113,13 @@ def _filter_context(instance: ReviewInstance, people, filters: dict, words: dict
     }
 
 
-class _CountedPaginator(Paginator):
-    """A paginator told its count (from the counts kept on the instance), not counting."""
-
-    def __init__(self, object_list, per_page, count: int):
-        super().__init__(object_list, per_page)
-        self.__dict__["count"] = count  # Paginator.count is a cached_property
-
-
 def _page(request, rows, count: int | None = None):
     """A page of the rows; `count` when it is known already (every item, unfiltered)."""
     shown = rows.with_related().order_by("principal_name", "pk")
     if count is None:
         paginator = Paginator(shown, PAGE_SIZE)
     else:
-        paginator = _CountedPaginator(shown, PAGE_SIZE, count)
+        paginator = CountedPaginator(shown, PAGE_SIZE, count)
     return paginator.get_page(request.GET.get("page"))
 
 
