@@ -300,7 +300,8 @@ def may_view(user, request: RoleRequest, grants: authz.Grants | None = None) -> 
 
 def request_for_viewer(user, request_id, grants: authz.Grants | None = None) -> RoleRequest:
     """The request when the user may see it; otherwise a 404, audited (ids do not leak)."""
-    request = RoleRequest.objects.with_related().filter(pk=request_id).first()
+    # for_page(): a join of eight tables took PostgreSQL 9 to 15 ms to plan, for one row.
+    request = RoleRequest.objects.for_page().filter(pk=request_id).first()
     if request is not None and may_view(user, request, grants):
         return request
     authz.deny(user, what=f"view request {request_id}", target=request, not_found=True)
