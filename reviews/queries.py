@@ -53,30 +53,55 @@ def filtered_items(items, filters: dict | None):
 
 
 def reviewer_inbox(user) -> list[dict]:
-    """Instances in progress where the user has items to decide, with their progress. Three
-    queries: the user's review permissions, the counts, the instances."""
+    """Instances in progress where the user has items to decide, with their progress: from
+    the counts kept on each instance, less the user's own items (which they never decide
+    outside self-review). Four small queries: the user's review permissions, the instances,
+    the user's groups and their own items."""
     now = timezone.now()
     named = review_authz.named_review_ids(user)
-    counts = (
-        review_authz.items_of_reviewer(user, named)
-        .filter(instance__start__lte=now, instance__end__gt=now)
-        .order_by()
-        .values("instance_id")
-        .annotate(total=Count("pk"), decided=Count("pk", filter=~Q(decision=Decision.NOT_REVIEWED)))
+    named_to_them = ReviewItem.objects.filter(reviewer=user).values("instance_id")
+    instances = list(
+        ReviewInstance.objects.in_progress(now)
+        .filter(Q(review_id__in=named) | Q(pk__in=named_to_them))
+        .select_related("review")
     )
-    by_instance = {row["instance_id"]: row for row in counts}
-    instances = ReviewInstance.objects.filter(pk__in=list(by_instance)).select_related("review")
+    own: dict[int, list[tuple]] = {}
+    others = [i.pk for i in instances if not i.review.is_self_review]
+    if others:
+        rows = (
+            ReviewItem.objects.filter(instance_id__in=others)
+            .filter(review_authz.own_items(user))
+            .order_by()
+            .values_list("instance_id", "reviewer_id", "decision")
+            .annotate(n=Count("pk"))
+        )
+        for instance_id, *row in rows:
+            own.setdefault(instance_id, []).append(row)
     rows = []
     for instance in sorted(instances, key=lambda i: (i.end, i.pk)):
-        total, decided = by_instance[instance.pk]["total"], by_instance[instance.pk]["decided"]
-        rows.append(
-            {
-                "instance": instance,
-                "total": total,
-                "decided": decided,
-                "percent": round(100 * decided / total) if total else 100,
-            }
-        )
+        whole_review = instance.review_id in named
+
+        def theirs(reviewer_id, whole_review=whole_review) -> bool:
+            return reviewer_id == user.pk or (whole_review and reviewer_id is None)
+
+        total = decided = 0
+        for reviewer_id, _, decision, _, n in item_counts(instance):
+            if theirs(reviewer_id):
+                total += n
+                decided += n if decision != Decision.NOT_REVIEWED else 0
+        for reviewer_id, decision, n in own.get(instance.pk, []):
+            if theirs(reviewer_id):
+                total -= n
+                decided -= n if decision != Decision.NOT_REVIEWED else 0
+        if total:
+            rows.append(
+                {
+                    "instance": instance,
+                    "total": total,
+                    "decided": decided,
+                    "percent": round(100 * decided / total),
+                }
+            )
     return rows
 
 

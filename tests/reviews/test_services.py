@@ -876,3 +876,38 @@ def test_the_counts_kept_on_an_instance_follow_every_change_of_its_items(
     counts = kept_counts_are_true(instance)
     assert Decision.NOT_REVIEWED not in {row[2] for row in counts}
     assert "" not in {row[3] for row in counts}, "what was applied was not counted"
+
+
+def test_the_reviewer_inbox_counts_exactly_the_items_each_reviewer_decides(
+    resource_owner, approver, tree
+):
+    """Review access counts from the kept counts less the reviewer's own items: the same
+    totals and decided counts as decidable_items, for a fallback reviewer who is also a
+    principal, a manager, a principal of a self-review, and someone who reviews nothing."""
+    from reviews.queries import reviewer_inbox
+
+    mia = make_user("mia", display_name="Mia Manager")
+    holders = [new_holder(f"holder{n}", scope=tree["sub"])[0] for n in range(4)]
+    for holder in holders[:2]:
+        holder.manager = mia
+        holder.save()
+    assign(approver, CONTRIBUTOR, scope=tree["sub"], permanent=True)  # a reviewer holds it too
+    managers = olivias_review(resource_owner, tree, [approver], reviewer_type=ReviewerType.MANAGER)
+    selected = create_review(
+        resource_owner, scope=tree["sub"], name="Selected", reviewer_users=[approver, mia]
+    )
+    own = create_review(
+        resource_owner, scope=tree["sub"], name="Self", reviewer_type=ReviewerType.SELF
+    )
+    decide(approver, latest_instance(selected), items=[items_of(latest_instance(selected))[0]])
+    decide(mia, latest_instance(managers), Decision.APPROVE, items=[], filters={})
+    for who in (approver, mia, holders[0], holders[3], make_user("nobody")):
+        found = {row["instance"].pk: (row["total"], row["decided"]) for row in reviewer_inbox(who)}
+        expected = {}
+        for review in (managers, selected, own):
+            instance = latest_instance(review)
+            theirs = review_authz.decidable_items(who, instance)
+            if theirs.exists():
+                expected[instance.pk] = (theirs.count(), theirs.decided().count())
+        assert found == expected, who
+    assert reviewer_inbox(approver), "the fallback reviewer has items to decide"
