@@ -159,8 +159,40 @@ def manages_condition(grants: authz.Grants) -> Q | None:
 
 
 def with_effective_policy(requests):
-    """Requests annotated with their effective settings' pk (what `decidable_condition` reads)."""
+    """Requests annotated with their effective settings' pk (a subquery per request)."""
     return requests.annotate(**{EFFECTIVE_POLICY: effective_policy_id()})
+
+
+def role_policies() -> list[tuple[int, int, str, str | None]]:
+    """(pk, role id, role kind, scope path or None) of every role's settings: a few rows
+    (one per role, and the overrides at scopes)."""
+    return list(RolePolicy.objects.values_list("pk", "role_id", "role__kind", "scope__path"))
+
+
+def effective_policy_in(ids: set[int], policies=None) -> Q:
+    """Requests whose effective settings (as `effective_policy_id` picks them: the deepest
+    along the scope's ancestry; a directory role's own) are among `ids`, as conditions on the
+    request's role and scope path. Built from the settings, which are few, so that a list
+    of 1,500 pending requests compares columns instead of running a subquery for each."""
+    policies = role_policies() if policies is None else policies
+    overrides: dict[int, list[str]] = {}
+    for _, role_id, kind, path in policies:
+        if path is not None and kind != RoleKind.DIRECTORY:
+            overrides.setdefault(role_id, []).append(path)
+    condition = Q(pk__in=[])
+    for pk, role_id, kind, path in policies:
+        if pk not in ids or (path is not None and kind == RoleKind.DIRECTORY):
+            continue  # not asked about; or an override, which a directory role never takes
+        below = overrides.get(role_id, []) if kind != RoleKind.DIRECTORY else []
+        if path is None:
+            here, deeper = Q(role_id=role_id), below
+        else:
+            here = Q(role_id=role_id, scope__path__startswith=path)
+            deeper = [other for other in below if other != path and other.startswith(path)]
+        for other in deeper:  # a more specific override takes the request there
+            here &= ~Q(scope__path__startswith=other)
+        condition |= here
+    return condition
 
 
 def named_approver_policies(user) -> tuple[set[int], set[int]]:
@@ -190,8 +222,8 @@ def named_approver_policies(user) -> tuple[set[int], set[int]]:
 
 
 def decidable_condition(user, grants: authz.Grants, named=None) -> Q | None:
-    """`may_decide(user, request, grants)` as a condition on requests annotated by
-    `with_effective_policy`; None when the user decides nothing at all.
+    """`may_decide(user, request, grants)` as a condition on requests (on their action,
+    role, scope path and people); None when the user decides nothing at all.
 
     `named`: `named_approver_policies(user)`, when the caller has read it already."""
     if user is None or not user.is_authenticated or not user.is_active:
@@ -200,10 +232,10 @@ def decidable_condition(user, grants: authz.Grants, named=None) -> Q | None:
     manages = manages_condition(grants)
     if manages is None and not mine:
         return None  # named approver nowhere, administrator of nothing: most people
-    policy = EFFECTIVE_POLICY
-    by_approvers = Q(**{f"{policy}__in": mine}) if mine else Q(pk__in=[])
+    policies = role_policies() if (mine or named) else []
+    by_approvers = effective_policy_in(mine, policies) if mine else Q(pk__in=[])
     if manages is not None:
-        by_approvers |= ~Q(**{f"{policy}__in": named}) & manages if named else manages
+        by_approvers |= ~effective_policy_in(named, policies) & manages if named else manages
     decided_by = Q(action__in=DECIDED_BY_APPROVERS) & by_approvers
     if manages is not None:
         decided_by |= Q(action__in=DECIDED_BY_ADMINISTRATORS) & manages
@@ -216,7 +248,7 @@ def decidable_by(requests, user, grants: authz.Grants):
     condition = decidable_condition(user, grants)
     if condition is None:
         return requests.none()
-    return with_effective_policy(requests).filter(condition)
+    return requests.filter(condition)
 
 
 def is_named_approver(user) -> bool:
@@ -268,7 +300,8 @@ def may_view(user, request: RoleRequest, grants: authz.Grants | None = None) -> 
 
 def request_for_viewer(user, request_id, grants: authz.Grants | None = None) -> RoleRequest:
     """The request when the user may see it; otherwise a 404, audited (ids do not leak)."""
-    request = RoleRequest.objects.with_related().filter(pk=request_id).first()
+    # for_page(): a join of eight tables took PostgreSQL 9 to 15 ms to plan, for one row.
+    request = RoleRequest.objects.for_page().filter(pk=request_id).first()
     if request is not None and may_view(user, request, grants):
         return request
     authz.deny(user, what=f"view request {request_id}", target=request, not_found=True)

@@ -9,7 +9,6 @@ from collections import Counter
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -22,7 +21,8 @@ from approvals.forms import AdministratorDecisionForm, BulkDecisionForm, Decisio
 from approvals.timeline import request_timeline
 from assignments import authz
 from assignments import services as assignment_services
-from assignments.models import RequestStatus, Role, RoleRequest, Scope
+from assignments.models import RequestStatus, Role, RoleRequest, Scope, ScopeKind
+from pim_portal.pagination import CountedPaginator
 
 PAGE_SIZE = 25
 BULK_RESULT_KEY = "approvals_bulk_result"
@@ -48,33 +48,67 @@ def _int_or_none(value):
 MENU_LIMIT = 100
 
 
-def _choices(model, counts: Counter, selected: int | None) -> tuple[list[tuple[int, str]], int]:
-    """((id, label) of a filter menu by label, how many values it leaves out): one query."""
+def _choices(
+    model, counts: Counter, selected: int | None, fields: tuple[str, ...], label
+) -> tuple[list[tuple[int, str]], int]:
+    """((id, label) of a filter menu by label, how many values it leaves out): one query of
+    the `fields` that `label(*values)` words (a hundred model instances cost more)."""
     kept = [pk for pk, _ in counts.most_common(MENU_LIMIT) if pk is not None]
     if selected is not None and selected not in kept:
         kept.append(selected)
-    rows = model.objects.filter(pk__in=kept).order_by()
-    options = sorted(((row.pk, str(row)) for row in rows), key=lambda pair: pair[1].lower())
+    rows = model.objects.filter(pk__in=kept).order_by().values_list("pk", *fields)
+    options = sorted(((pk, label(*values)) for pk, *values in rows), key=lambda p: p[1].lower())
     return options, max(0, len(counts) - MENU_LIMIT)
 
 
-def _menus(requests, filters: dict) -> dict:
-    """The role, scope and requester menus of the inbox. Scopes and requesters are those of
-    the chosen role's requests, so that choosing a role first narrows long menus."""
-    rows = list(requests.values_list("role_id", "scope_id", "requested_by_id"))
-    roles = Counter(role for role, _, _ in rows)
+def _scope_label(name: str, kind: str) -> str:
+    """str(scope), from its columns."""
+    return name if kind == ScopeKind.ROOT else f"{ScopeKind(kind).label} {name}"
+
+
+def _user_label(display_name: str, first_name: str, last_name: str, username: str) -> str:
+    """str(user), from its columns."""
+    return display_name or f"{first_name} {last_name}".strip() or username
+
+
+def _menus(rows: list[tuple], filters: dict) -> dict:
+    """The role, scope and requester menus of the inbox, from (role, scope, requester, can
+    decide) of every request in it. Scopes and requesters are those of the chosen role's
+    requests, so that choosing a role first narrows long menus."""
+    roles = Counter(role for role, *_ in rows)
     narrowed = [row for row in rows if filters["role"] in (None, row[0])]
     menus = {
-        "roles": _choices(Role, roles, filters["role"]),
-        "scopes": _choices(Scope, Counter(row[1] for row in narrowed), filters["scope"]),
+        "roles": _choices(Role, roles, filters["role"], ("name",), str),
+        "scopes": _choices(
+            Scope,
+            Counter(row[1] for row in narrowed),
+            filters["scope"],
+            ("name", "kind"),
+            _scope_label,
+        ),
         "requesters": _choices(
-            get_user_model(), Counter(row[2] for row in narrowed), filters["requester"]
+            get_user_model(),
+            Counter(row[2] for row in narrowed),
+            filters["requester"],
+            ("display_name", "first_name", "last_name", "username"),
+            _user_label,
         ),
     }
     return {
         **{name: options for name, (options, _) in menus.items()},
         "more": {name: more for name, (_, more) in menus.items()},
     }
+
+
+def _matching(rows: list[tuple], filters: dict) -> tuple[int, int]:
+    """(requests matching the filters, how many of them the viewer may decide)."""
+    wanted = (filters["role"], filters["scope"], filters["requester"])
+    matching = [
+        row
+        for row in rows
+        if all(value is None or value == row[at] for at, value in enumerate(wanted))
+    ]
+    return len(matching), sum(1 for row in matching if row[3])
 
 
 def inbox_filters(data) -> dict:
@@ -85,22 +119,24 @@ def inbox_filters(data) -> dict:
 def inbox(request):
     """Every pending request the viewer may decide, with filters and bulk decisions.
 
-    Filtering, counting and paging are SQL: a constant number of queries, whatever the rows.
+    Filtering and paging are SQL, counting reads four columns of the inbox's requests: a
+    constant number of queries, whatever the rows.
     """
     grants = authz.request_grants(request)
     requests = services.inbox_requests(request.user, grants)
     filters = inbox_filters(request.GET)
     filtered = any(value is not None for value in filters.values())
-    options = _menus(requests, filters)
+    # One read of every request in the inbox (four small columns) gives the menus and the
+    # counts; the page reads its own rows.
+    rows = list(requests.values_list("role_id", "scope_id", "requested_by_id", "can_decide"))
+    options = _menus(rows, filters)
+    matching, decidable_count = _matching(rows, filters)
     shown = services.inbox_filtered(requests, filters)
-    page = Paginator(shown, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = CountedPaginator(shown, PAGE_SIZE, matching).get_page(request.GET.get("page"))
     page.object_list = [services.inbox_item(r, grants) for r in page.object_list]
-    if grants.can_manage_directory():  # they see requests they do not decide: count those
-        decidable_count = shown.filter(can_decide=True).count()
-    else:
-        decidable_count = page.paginator.count
     if not filtered:
         request._approvals_inbox_count = decidable_count  # the badge
+        services.badge_remember(request.user, decidable_count)
     return render(
         request,
         "approvals/inbox.html",
@@ -204,6 +240,7 @@ def decide(request, pk: int):
             form.add_error(None, message)
         messages.error(request, "The decision was not recorded: see the form below.")
         return _render_detail(request, role_request, form=form, status=400)
+    services.badge_forget(request.user)
     level = messages.WARNING if result.outcome == services.Outcome.FAILED else messages.SUCCESS
     messages.add_message(request, level, f"{result.label}: {result.message}")
     return redirect(_next_or(request, reverse("approvals:inbox")))
@@ -242,6 +279,7 @@ def bulk_decide(request):
             approve=form.approve,
             justification=form.cleaned_data["justification"],
         )
+    services.badge_forget(request.user)
     all_done = all(r.outcome in services.SUCCESSFUL_OUTCOMES for r in results)
     level = messages.SUCCESS if all_done else messages.WARNING
     messages.add_message(request, level, taken + services.bulk_summary(results) + ".")

@@ -16,6 +16,7 @@ through the assignments services (which audit each change).
 import hashlib
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 
 from crispy_forms.helper import FormHelper
 from crispy_forms.layout import Layout
@@ -111,7 +112,7 @@ class BarChart:
     def plot_right(self) -> int:
         return self.width - self.right
 
-    @property
+    @cached_property
     def svg(self) -> str:
         """The chart as inline SVG (drawn here rather than in a template: a month of stacked
         bars is a few hundred elements, and the template language took tens of ms for them).
@@ -258,7 +259,7 @@ class TypeChart:
     height: int = 0
     left: int = 170
 
-    @property
+    @cached_property
     def svg(self) -> str:
         described = ", ".join(f"{bar.label} {bar.count}" for bar in self.bars)
         bars = format_html_join(
@@ -398,17 +399,18 @@ def _charts(grants, now) -> dict:
     visible = _visible(grants)
     month = insights.local_days(30, now)
     key = f"charts:{_visibility_key(grants)}:{timezone.get_current_timezone_name()}:{month[-1]}"
-    (counts, rows), counted_at = _counted(
-        key,
-        lambda: (
-            insights.assignment_counts(visible, now),
-            insights.activations_per_day(visible, month, now),
-        ),
-    )
+    drawn, counted_at = _counted(key, lambda: _drawn_charts(visible, month, now))
+    return {**drawn, "counted_at": counted_at}
+
+
+def _drawn_charts(visible, month: list[date], now) -> dict:
+    """The counts and the charts drawn from them, SVG included: kept with the counts, since
+    they change only when the counts do."""
+    counts = insights.assignment_counts(visible, now)
+    rows = insights.activations_per_day(visible, month, now)
     series = _series(rows)
-    return {
+    drawn = {
         "counts": counts,
-        "counted_at": counted_at,
         "charts": {
             "week": bar_chart("week", "Activations in the last 7 days", month[-7:], rows, series),
             "month": bar_chart("month", "Activations in the last 30 days", month, rows, series),
@@ -428,6 +430,9 @@ def _charts(grants, now) -> dict:
             ),
         ],
     }
+    for chart in [*drawn["charts"].values(), *drawn["type_charts"]]:
+        chart.svg  # noqa: B018 (drawn now, so that the cache keeps the SVG too)
+    return drawn
 
 
 # --- The directory's tiles and insights ----------------------------------------------------

@@ -342,6 +342,9 @@ AUDIT_SCAN_WINDOW = env_int("AUDIT_SCAN_WINDOW", 100_000)
 # every load); the weekly digest mail to administrators can be turned off.
 PIM_DASHBOARD_COUNTS_SECONDS = env_int("DASHBOARD_COUNTS_SECONDS", 60)
 PIM_WEEKLY_DIGEST = env_bool("WEEKLY_DIGEST", True)
+# The Approve requests badge in the navigation keeps its count this long (0: count on every
+# page). The inbox itself always counts afresh.
+PIM_APPROVALS_BADGE_SECONDS = env_int("APPROVALS_BADGE_SECONDS", 30)
 # Security alerts: how often the scan runs (alerts/tasks.py).
 ALERT_SCAN_MINUTES = env_int("ALERT_SCAN_MINUTES", 5)
 

@@ -40,6 +40,16 @@ def _locmem_mail(settings):
 
 
 @pytest.fixture(autouse=True)
+def _empty_cache():
+    """Each test starts with an empty cache: ids repeat between tests (a rolled-back SQLite
+    table hands out the same ids again), so a kept badge count would cross from one to the
+    next."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _migrated_data_for_transactional_tests(request):
     """Tests with real transactions start from what `migrate` makes.
 

@@ -66,23 +66,29 @@ def _in_force(prefix: str, now) -> Q:
     )
 
 
-def _member_counts(prefix: str, now, **only) -> dict:
-    """Count annotations: eligible, active and permanent active assignments in force."""
-    in_force = _in_force(prefix, now) & Q(**{f"{prefix}{k}": v for k, v in only.items()})
-    relation = prefix.rstrip("_")
-    return {
-        "eligible_count": Count(
-            relation, filter=in_force & Q(**{f"{prefix}kind": AssignmentKind.ELIGIBLE})
-        ),
-        "active_count": Count(
-            relation, filter=in_force & Q(**{f"{prefix}kind": AssignmentKind.ACTIVE})
-        ),
-        "permanent_count": Count(
-            relation,
-            filter=in_force
-            & Q(**{f"{prefix}kind": AssignmentKind.ACTIVE, f"{prefix}end__isnull": True}),
-        ),
+def _member_counts(rows: list, field: str, now, **only) -> None:
+    """Set eligible_count, active_count and permanent_count (assignments in force) on each of
+    `rows` (roles or scopes: `field` is "role" or "scope"), from one aggregate over the rows
+    of this page alone, after paging: counted on role_id, so that PostgreSQL can count from
+    the index of (role, scope, kind, end, start)."""
+    in_force = Q(start__lte=now) & (Q(end__isnull=True) | Q(end__gt=now))
+    eligible, active = Q(kind=AssignmentKind.ELIGIBLE), Q(kind=AssignmentKind.ACTIVE)
+    counts = {
+        row[f"{field}_id"]: row
+        for row in Assignment.objects.filter(in_force, **{f"{field}_id__in": [r.pk for r in rows]})
+        .filter(**only)
+        .order_by()
+        .values(f"{field}_id")
+        .annotate(
+            eligible_count=Count("role", filter=eligible),
+            active_count=Count("role", filter=active),
+            permanent_count=Count("role", filter=active & Q(end__isnull=True)),
+        )
     }
+    for row in rows:
+        found = counts.get(row.pk, {})
+        for name in ("eligible_count", "active_count", "permanent_count"):
+            setattr(row, name, found.get(name, 0))
 
 
 def _principal_filter(q: str) -> Q:
@@ -120,17 +126,16 @@ def directory_roles(request):
     authz.require_view_directory(request.user, authz.request_grants(request))
     now = timezone.now()
     q = clean_text(request.GET.get("q"))
-    roles = (
-        Role.objects.filter(kind=RoleKind.DIRECTORY)
-        .annotate(**_member_counts("assignments__", now))
-        .order_by("name")
-    )
+    roles = Role.objects.filter(kind=RoleKind.DIRECTORY).order_by("name")
     if q:
         roles = roles.filter(name__icontains=q)
+    page_obj = _paginate(request, roles)
+    page_obj.object_list = list(page_obj.object_list)
+    _member_counts(page_obj.object_list, "role", now)
     return render(
         request,
         "assignments/directory_roles.html",
-        {"section": "directory", "page_obj": _paginate(request, roles), "q": q},
+        {"section": "directory", "page_obj": page_obj, "q": q},
     )
 
 
@@ -145,10 +150,12 @@ def _role_rows(role: Role, above: list[int], tab: str, q: str, now):
         rows = rows.filter(_principal_filter(q))
     # Canceled before they started (end == start): never in force, neither listed nor counted.
     rows = rows.exclude(end=F("start"))
+    # Counted on role_id (never NULL), a column of the index the filters use, so that
+    # PostgreSQL counts from the index alone (assignment_role_scope_counts).
     counts = rows.aggregate(
-        eligible=Count("pk", filter=Q(kind=AssignmentKind.ELIGIBLE) & ~Q(end__lte=now)),
-        active=Count("pk", filter=Q(kind=AssignmentKind.ACTIVE) & ~Q(end__lte=now)),
-        expired=Count("pk", filter=Q(end__lte=now)),
+        eligible=Count("role", filter=Q(kind=AssignmentKind.ELIGIBLE) & ~Q(end__lte=now)),
+        active=Count("role", filter=Q(kind=AssignmentKind.ACTIVE) & ~Q(end__lte=now)),
+        expired=Count("role", filter=Q(end__lte=now)),
     )
     if tab == "expired":
         return rows.ended(now), "end", counts
@@ -164,7 +171,7 @@ def _role_page(request, role: Role, scope: Scope):
     above = [node.pk for node, _ in breadcrumb] if breadcrumb else [scope.pk]
     rows, field_name, counts = _role_rows(role, above, tab, q, now)
     page_obj = keyset_page(
-        rows.with_related(),
+        rows.for_page(),
         request,
         field_name=field_name,
         per_page=PAGE_SIZE,
@@ -218,15 +225,19 @@ def scope_role_detail(request, scope_id: int, role_id: int):
 def _resource_counts(scopes: list[Scope], now) -> None:
     """Eligible, active and permanent active resource-role assignments in force at each of
     the scopes (one page of them), in one grouped query."""
+    # The resource roles' ids first (four rows), and counted on role_id: the index of (role,
+    # scope, kind, end, start) answers alone, without reading the directory roles' members
+    # at the root.
+    resource_roles = list(Role.objects.filter(kind=RoleKind.RESOURCE).values_list("pk", flat=True))
     counts = {
         row["scope_id"]: row
         for row in Assignment.objects.in_force(now)
-        .filter(scope_id__in=[scope.pk for scope in scopes], role__kind=RoleKind.RESOURCE)
+        .filter(scope_id__in=[scope.pk for scope in scopes], role_id__in=resource_roles)
         .values("scope_id")
         .annotate(
-            eligible=Count("pk", filter=Q(kind=AssignmentKind.ELIGIBLE)),
-            active=Count("pk", filter=Q(kind=AssignmentKind.ACTIVE)),
-            permanent=Count("pk", filter=Q(kind=AssignmentKind.ACTIVE, end__isnull=True)),
+            eligible=Count("role", filter=Q(kind=AssignmentKind.ELIGIBLE)),
+            active=Count("role", filter=Q(kind=AssignmentKind.ACTIVE)),
+            permanent=Count("role", filter=Q(kind=AssignmentKind.ACTIVE, end__isnull=True)),
         )
         .order_by()
     }
@@ -268,17 +279,19 @@ def scope_detail(request, scope_id: int):
     now = timezone.now()
     breadcrumb = _breadcrumb(scope, grants)
     scopes_by_id = {node.pk: node for node, _ in breadcrumb}
-    children = scope.children.annotate(
-        **_member_counts("assignments__", now, role__kind=RoleKind.RESOURCE)
-    ).order_by("name", "pk")
-    counts = (
+    resource_roles = list(Role.objects.filter(kind=RoleKind.RESOURCE).order_by("name"))
+    counts = (  # on role_id, from the index of (role, scope, kind, end, start) alone
         Assignment.objects.restrict(grants)
         .in_force(now)
-        .filter(role__kind=RoleKind.RESOURCE)
+        .filter(role_id__in=[role.pk for role in resource_roles])
         .at_or_above(scope)
         .values("role_id", "scope_id", "kind")
-        .annotate(n=Count("pk"))
+        .annotate(n=Count("role"))
+        .order_by()
     )
+    children = _paginate(request, scope.children.order_by("name", "pk"))
+    children.object_list = list(children.object_list)
+    _member_counts(children.object_list, "scope", now, role_id__in=[r.pk for r in resource_roles])
     per_role: dict[int, dict] = {}
     for row in counts:
         entry = per_role.setdefault(row["role_id"], {"direct": {}, "inherited": {}})
@@ -288,7 +301,7 @@ def scope_detail(request, scope_id: int):
             bucket = entry["inherited"].setdefault(row["scope_id"], {})
         bucket[row["kind"]] = bucket.get(row["kind"], 0) + row["n"]
     roles = []
-    for role in Role.objects.filter(kind=RoleKind.RESOURCE).order_by("name"):
+    for role in resource_roles:
         entry = per_role.get(role.pk, {"direct": {}, "inherited": {}})
         inherited = sorted(
             (
@@ -318,7 +331,7 @@ def scope_detail(request, scope_id: int):
             "scope": scope,
             "breadcrumb": breadcrumb,
             "roles": roles,
-            "page_obj": _paginate(request, children),
+            "page_obj": children,
             "can_manage": grants.can_manage_scope(scope),
         },
     )

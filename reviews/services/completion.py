@@ -33,6 +33,7 @@ from reviews.models import (
     Recommendation,
     ReviewInstance,
 )
+from reviews.services.counts import item_counts_refresh
 from reviews.services.occurrences import review_actor
 
 CHUNK = 1000
@@ -107,6 +108,7 @@ def instance_complete_due(instance_id: int, *, now: datetime | None = None) -> b
         if instance is None:
             return False
         defaulted = _take_defaults(instance, now)
+        item_counts_refresh(instance.pk)
         instance.status, instance.completed_at = InstanceStatus.COMPLETED, now
         instance.save(update_fields=["status", "completed_at"])
         counts = _counts(instance)
@@ -271,6 +273,7 @@ def _finish(instance: ReviewInstance, *, applied_by: Actor, now) -> bool:
         instance.items.exclude(decision=Decision.DENY).filter(applied_at__isnull=True).update(
             apply_result=ApplyResult.KEPT, applied_at=now
         )
+        item_counts_refresh(instance.pk)  # what was applied: counted once, by the last applier
         locked.status, locked.applied_at = InstanceStatus.APPLIED, now
         locked.save(update_fields=["status", "applied_at"])
         audit_log.record(

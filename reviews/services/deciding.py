@@ -17,6 +17,7 @@ from pim_portal.humanize import when
 from reviews import authz as review_authz
 from reviews.models import REVIEWER_DECISIONS, Decision, Recommendation, ReviewInstance
 from reviews.queries import filtered_items
+from reviews.services.counts import item_counts_refresh
 
 CHUNK = 1000
 
@@ -131,7 +132,7 @@ def items_decide(
             raise ValidationError("Give a reason to approve: this review requires one.")
         mine = review_authz.decidable_items(user, instance)
         chosen = filtered_items(mine, filters) if ids is None else mine.filter(pk__in=ids)
-        return _record(
+        decided = _record(
             chosen,
             actor=actor,
             user=user,
@@ -140,6 +141,8 @@ def items_decide(
             instance=instance,
             now=now,
         )
+        item_counts_refresh(instance.pk)
+    return decided
 
 
 def items_accept_recommendations(*, actor: Actor, instance: ReviewInstance) -> int:
@@ -165,4 +168,5 @@ def items_accept_recommendations(*, actor: Actor, instance: ReviewInstance) -> i
                 instance=instance,
                 now=now,
             )
+        item_counts_refresh(instance.pk)
     return done

@@ -25,6 +25,7 @@ from reviews.models import (
     ReviewInstance,
     ReviewItem,
 )
+from reviews.services.counts import item_counts_refresh
 
 INSERT_BATCH = 1000
 
@@ -278,6 +279,7 @@ def _start(review_id: int, now: datetime) -> tuple[bool, ReviewInstance | None]:
         made = ReviewItem.objects.bulk_create(
             _items(review, instance, now), batch_size=INSERT_BATCH
         )
+        item_counts_refresh(instance.pk)
         review.occurrences = number + 1
         review.next_start = next_start(review, number + 1)
         review.save(update_fields=["occurrences", "next_start"])

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 from assignments import authz
 from assignments.views.export import _csv_cell, _Echo, _utc
 from audit import log as audit_log
+from pim_portal.pagination import CountedPaginator
 from pim_portal.params import positive_int
 from reviews import authz as review_authz
 from reviews import queries, services
@@ -112,9 +113,14 @@ def _filter_context(instance: ReviewInstance, people, filters: dict, words: dict
     }
 
 
-def _page(request, rows):
+def _page(request, rows, count: int | None = None):
+    """A page of the rows; `count` when it is known already (every item, unfiltered)."""
     shown = rows.with_related().order_by("principal_name", "pk")
-    return Paginator(shown, PAGE_SIZE).get_page(request.GET.get("page"))
+    if count is None:
+        paginator = Paginator(shown, PAGE_SIZE)
+    else:
+        paginator = CountedPaginator(shown, PAGE_SIZE, count)
+    return paginator.get_page(request.GET.get("page"))
 
 
 def _label_rows(page, instance: ReviewInstance) -> None:
@@ -138,14 +144,21 @@ def instance_detail(request, pk: int):
     is_reviewer = mine.exists() if sees_all else True
     rows = mine if is_reviewer else instance.items.all()
     filters = queries.item_filters(request.GET)
-    page = _page(request, queries.filtered_items(rows, filters))
+    progress = queries.instance_progress(instance, by_reviewer=sees_all)
+    known = None
+    if not filters:
+        known = (
+            queries.reviewer_item_count(instance, request.user, named)
+            if is_reviewer
+            else progress["total"]
+        )
+    page = _page(request, queries.filtered_items(rows, filters), known)
     page.object_list = list(page.object_list)
     _label_rows(page, instance)
     now = timezone.now()
     is_open = instance.is_open(now)
     words = _decision_words(instance)
     review = instance.review
-    progress = queries.instance_progress(instance, by_reviewer=sees_all)
     return render(
         request,
         "reviews/instance_detail.html",
@@ -251,8 +264,13 @@ def _result_rows(request, instance: ReviewInstance, sees_all: bool, named: set[i
     return review_authz.decidable_items(request.user, instance, named)
 
 
-def _totals(rows, field: str, choices) -> list[tuple[str, str, int]]:
-    counts = dict(rows.order_by().values_list(field).annotate(n=Count("pk")))
+def _totals(instance, rows, sees_all: bool, field: str, choices) -> list[tuple[str, str, int]]:
+    """How many items have each value of the field: from the instance's kept counts for those
+    who see every item, counted for a reviewer who sees theirs."""
+    if sees_all:
+        counts = queries.totals(instance, field)
+    else:
+        counts = dict(rows.order_by().values_list(field).annotate(n=Count("pk")))
     return [(value, label, counts.get(value, 0)) for value, label in choices]
 
 
@@ -264,7 +282,9 @@ def results(request, pk: int):
     instance, sees_all, named = review_authz.instance_for_viewer(request.user, pk, grants)
     rows = _result_rows(request, instance, sees_all, named)
     filters = queries.item_filters(request.GET)
-    page = _page(request, queries.filtered_items(rows, filters))
+    decisions = _totals(instance, rows, sees_all, "decision", Decision.choices)
+    known = sum(n for _, _, n in decisions) if sees_all and not filters else None
+    page = _page(request, queries.filtered_items(rows, filters), known)
     page.object_list = list(page.object_list)
     _label_rows(page, instance)
     words = _decision_words(instance)
@@ -282,12 +302,13 @@ def results(request, pk: int):
             "sees_all": sees_all,
             "is_open": instance.is_open(),
             "decision_totals": [
-                (value, words[value], n, DECISION_COLOURS[value])
-                for value, _, n in _totals(rows, "decision", Decision.choices)
+                (value, words[value], n, DECISION_COLOURS[value]) for value, _, n in decisions
             ],
             "apply_totals": [
                 (value, label, n, APPLY_COLOURS[value])
-                for value, label, n in _totals(rows, "apply_result", ApplyResult.choices)
+                for value, label, n in _totals(
+                    instance, rows, sees_all, "apply_result", ApplyResult.choices
+                )
             ],
             "can_apply": status == InstanceStatus.COMPLETED
             and review_authz.may_manage(grants, review),

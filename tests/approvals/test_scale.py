@@ -78,6 +78,40 @@ def test_sql_answers_who_decides_exactly_as_may_decide(
     )  # the table is not empty of answers
 
 
+def test_the_effective_settings_in_sql_are_the_ones_the_subquery_picks(tree):
+    """effective_policy_in (conditions on role and scope path, built from the few settings)
+    against effective_policy_id (the subquery per request it replaced): the same requests for
+    every set of settings, with overrides nested two deep, beside each other, and on a
+    directory role (which never takes an override)."""
+    from approvals.authz import effective_policy_in, role_policies, with_effective_policy
+
+    needs_approval(CONTRIBUTOR)
+    for scope in (tree["sub"], tree["rg"], tree["other_sub"]):
+        needs_approval(CONTRIBUTOR, scope=scope)
+    needs_approval(PRA)
+    needs_approval(PRA, scope=tree["sub"])  # ignored: a directory role's own settings apply
+    for n, scope in enumerate(tree.values()):
+        submit(new_requester(f"c{n}", CONTRIBUTOR, scope), CONTRIBUTOR, scope=scope)
+    submit(new_requester("p0"), PRA)
+    policies = role_policies()
+    annotated = with_effective_policy(RoleRequest.objects.all())
+    expected = dict(annotated.values_list("pk", "effective_policy_id"))
+    assert len(set(expected.values())) >= 4, "the requests do not reach enough settings"
+    for pk, *_ in policies:
+        found = set(
+            RoleRequest.objects.filter(effective_policy_in({pk}, policies)).values_list(
+                "pk", flat=True
+            )
+        )
+        assert found == {r for r, p in expected.items() if p == pk}, pk
+        outside = set(
+            RoleRequest.objects.exclude(effective_policy_in({pk}, policies)).values_list(
+                "pk", flat=True
+            )
+        )
+        assert outside == {r for r, p in expected.items() if p != pk}, pk
+
+
 # --- The badge and the inbox -----------------------------------------------------------------
 
 
@@ -89,8 +123,9 @@ def test_the_badge_is_one_count_query_whatever_the_pending_requests(approver, pr
     requests_for_alex(3, 30)
     with CaptureQueriesContext(connection) as many:
         assert services.inbox_count(approver, grants) == 30
-    # Whether they are named approver anywhere (they manage nothing), then one COUNT.
-    assert len(few.captured_queries) == len(many.captured_queries) == 2
+    # Whether they are named approver anywhere (they manage nothing), the roles' settings
+    # (a few rows), then one COUNT.
+    assert len(few.captured_queries) == len(many.captured_queries) == 3
     assert "COUNT" in many.captured_queries[-1]["sql"].upper()
 
 
@@ -100,6 +135,54 @@ def test_the_badge_of_someone_who_decides_nothing_is_one_small_query(pra_needs_a
         assert services.inbox_count(outsider, authz.grants_for(outsider)) == 0
     counted = [q["sql"] for q in context.captured_queries if "rolerequest" in q["sql"]]
     assert counted == [], "the requests were counted for someone named nowhere"
+
+
+def test_the_badge_keeps_its_count_for_a_while_and_the_inbox_refreshes_it(
+    approver, pra_needs_alex, client_for, settings
+):
+    settings.PIM_APPROVALS_BADGE_SECONDS = 30
+    client = client_for(approver)
+    requests_for_alex(0, 3)
+    badge = 'Requests waiting for your decision">{}<'
+    assert badge.format(3) in client.get(reverse("assignments:my_roles")).content.decode()
+    requests_for_alex(3, 5)
+    with CaptureQueriesContext(connection) as kept:
+        page = client.get(reverse("assignments:my_roles")).content.decode()
+    assert badge.format(3) in page, "the badge counted again within its seconds"
+    assert not [
+        q
+        for q in kept.captured_queries
+        if "COUNT" in q["sql"].upper() and "rolerequest" in q["sql"]
+    ]
+    # The inbox counts afresh, and the badge shows its count from then on.
+    assert badge.format(5) in client.get(INBOX).content.decode()
+    assert badge.format(5) in client.get(reverse("assignments:my_roles")).content.decode()
+
+
+def test_deciding_makes_the_badge_count_again(approver, pra_needs_alex, client_for, settings):
+    settings.PIM_APPROVALS_BADGE_SECONDS = 30
+    client = client_for(approver)
+    first, *_ = requests_for_alex(0, 2)
+    assert services.badge_count(approver) == 2
+    response = client.post(
+        reverse("approvals:decide", args=[first.pk]),
+        {
+            "decision": "approve",
+            "justification": "Checked",
+            "next": reverse("assignments:my_roles"),
+        },
+    )
+    assert response.status_code == 302
+    page = client.get(reverse("assignments:my_roles")).content.decode()
+    assert 'Requests waiting for your decision">1<' in page
+
+
+def test_with_no_seconds_the_badge_counts_on_every_page(approver, pra_needs_alex, settings):
+    settings.PIM_APPROVALS_BADGE_SECONDS = 0
+    requests_for_alex(0, 2)
+    assert services.badge_count(approver) == 2
+    requests_for_alex(2, 4)
+    assert services.badge_count(approver) == 4
 
 
 def test_the_inbox_page_pages_in_sql_whatever_the_pending_requests(

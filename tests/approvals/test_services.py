@@ -510,7 +510,9 @@ def test_inbox_query_count_does_not_grow_with_rows(
 ):
     for n in range(3):
         submit(new_requester(f"user{n}"))
-    with django_assert_max_num_queries(4) as few:
+    # The viewer's grants and settings, the page, and its people by primary key (requester
+    # and principal: a join of six tables cost PostgreSQL more to plan than to run).
+    with django_assert_max_num_queries(6) as few:
         assert len(services.inbox_items(approver)) == 3
     for n in range(3, 15):
         submit(new_requester(f"user{n}"))

@@ -746,18 +746,27 @@ def test_my_requests_query_count_does_not_grow_with_rows(
     tree, client_for, django_assert_max_num_queries
 ):
     user = make_user("many")
-    for number in range(20):
-        RoleRequest.objects.create(
-            action=RequestAction.SELF_ACTIVATE,
-            status=RequestStatus.DENIED,
-            principal_user=user,
-            requested_by=user,
-            role=role("Reader"),
-            scope=tree["vm"] if number % 2 else tree["rg"],
-            kind=AssignmentKind.ACTIVE,
-        )
+
+    def add(first: int, last: int) -> None:
+        for number in range(first, last):
+            RoleRequest.objects.create(
+                action=RequestAction.SELF_ACTIVATE,
+                status=RequestStatus.DENIED,
+                principal_user=user,
+                requested_by=user,
+                role=role("Reader"),
+                scope=tree["vm"] if number % 2 else tree["rg"],
+                kind=AssignmentKind.ACTIVE,
+            )
+
     client = client_for(user)
-    with django_assert_max_num_queries(10):
+    add(0, 2)
+    # The session, the viewer, the grants, the page and its count, the people on its rows
+    # (requester and principal, looked up by primary key), the navigation's counts.
+    with django_assert_max_num_queries(11) as few:
+        client.get(MY_REQUESTS)
+    add(2, 20)
+    with django_assert_max_num_queries(len(few.captured_queries)):
         response = client.get(MY_REQUESTS)
     assert len(response.context["page_obj"].object_list) == 20
 
@@ -838,3 +847,37 @@ def test_anonymous_is_sent_to_sign_in(client, url):
     response = client.post(url) if "cancel" in url or "deactivate" in url else client.get(url)
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login"))
+
+
+def test_the_tab_counts_are_the_rows_each_tab_lists(tree, clock):
+    """My roles counts its tabs in one aggregate: the same rows as the tabs' own querysets,
+    with and without the scope filter, through groups, upcoming, ended and canceled ones."""
+    from assignments.views.my import _tab_counts, _tab_querysets
+
+    user = make_user("counted")
+    group = make_group("Counted ops", user)
+    eligible = assign(user, "Reader", scope=tree["rg"], kind=AssignmentKind.ELIGIBLE)
+    assign(group, "Contributor", scope=tree["sub"], kind=AssignmentKind.ELIGIBLE)
+    assign(user, "Reader", scope=tree["vm"], activated_from=eligible, end=T0 + timedelta(hours=1))
+    assign(user, "Owner", scope=tree["rg"], start=T0 + timedelta(days=1))  # upcoming
+    assign(user, "Reader", start=T0 - timedelta(days=3), end=T0 - timedelta(days=1))
+    assign(user, "Reader", start=T0 - timedelta(days=90), end=T0 - timedelta(days=60))  # old
+    canceled = T0 - timedelta(hours=2)
+    assign(user, "Contributor", scope=tree["vm"], start=canceled, end=canceled)
+    assign(
+        user,
+        "Global Reader",
+        kind=AssignmentKind.ELIGIBLE,
+        start=T0 - timedelta(days=2),
+        end=T0 - timedelta(hours=1),
+    )
+    for at_scope in (None, tree["vm"]):
+        querysets = _tab_querysets(user, T0)
+        if at_scope is not None:
+            querysets = {
+                key: qs.filter(role__kind="resource").at_or_above(at_scope)
+                for key, qs in querysets.items()
+            }
+        expected = {key: qs.count() for key, qs in querysets.items()}
+        assert _tab_counts(user, T0, at_scope) == expected
+        assert all(expected.values()), expected  # every tab has rows to count

@@ -117,3 +117,44 @@ def test_a_double_click_on_apply_removes_each_assignment_once(pra):
             ).count()
             == 1
         )
+
+
+def test_two_reviewers_deciding_at_once_are_both_counted(pra):
+    """The counts kept on the instance: whichever reviewer counts last sees both decisions
+    (the instance row is locked before the count, so the count sees the other's commit)."""
+    for round_number in range(ROUNDS):
+        tag = f"c{round_number}"
+        first, second = make_user(f"{tag}-first"), make_user(f"{tag}-second")
+        for number in range(HOLDERS):
+            holder = make_user(f"{tag}-holder{number}")
+            assign(holder, "Security Reader", kind=AssignmentKind.ELIGIBLE)
+        review = services.review_create(
+            actor=pra,
+            name=f"Counts {tag}",
+            roles=[role("Security Reader")],
+            reviewer_users=[first, second],
+            duration_days=1,
+            require_reason_on_approve=False,
+        )
+        instance = review.instances.get()
+        ids = sorted(instance.items.values_list("pk", flat=True))
+        half = len(ids) // 2
+
+        results = race(
+            lambda: services.items_decide(
+                actor=first, instance=instance, decision=Decision.APPROVE, item_ids=ids[:half]
+            ),
+            lambda: services.items_decide(
+                actor=second, instance=instance, decision=Decision.DENY, item_ids=ids[half:]
+            ),
+        )
+
+        assert results == [half, len(ids) - half], results
+        instance.refresh_from_db()
+        by_decision = {row[2]: 0 for row in instance.item_counts}
+        for row in instance.item_counts:
+            by_decision[row[2]] += row[-1]
+        assert by_decision == {
+            Decision.APPROVE: half,
+            Decision.DENY: len(ids) - half,
+        }, instance.item_counts

@@ -181,6 +181,28 @@ def test_the_instance_page_query_count_does_not_grow_with_items(tree, resource_o
     assert queries_for(resource_owner, few) == queries_for(resource_owner, many)
 
 
+def test_the_pages_read_progress_from_the_kept_counts_not_the_items(tree, resource_owner, approver):
+    """An administrator's instance page and results page, unfiltered: no COUNT or GROUP BY
+    over the items (ten thousand of them, in a real review), only the page of rows."""
+    members(3, prefix="few", scope=tree["sub"])
+    instance = review_of(resource_owner, tree["sub"], reviewer_users=[approver])
+    client = signed_in(resource_owner)
+    for page_url in (detail_url(instance), url("results", instance)):
+        client.get(page_url)
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(page_url).status_code == 200
+        over_items = [
+            q["sql"]
+            for q in captured.captured_queries
+            if 'FROM "reviews_reviewitem"' in q["sql"]
+            and ("COUNT(" in q["sql"].upper() or "GROUP BY" in q["sql"].upper())
+        ]
+        assert over_items == [], page_url
+    assert "0 of 3 decided" in client.get(detail_url(instance)).content.decode()
+    totals = client.get(url("results", instance)).context["decision_totals"]
+    assert [(value, n) for value, _, n, _ in totals if n] == [(Decision.NOT_REVIEWED, 3)]
+
+
 # --- Deciding --------------------------------------------------------------------------------
 
 

@@ -826,3 +826,88 @@ def test_a_review_of_thousands_takes_no_more_queries_than_one_of_hundreds_but_pe
     for step in ("snapshot", "decide", "apply"):
         bound = small[step] + extra_inserts[step] + PER_CHUNK
         assert large[step] <= bound, (step, small, large, extra_inserts)
+
+
+# --- The counts kept on the instance ---------------------------------------------------------
+
+
+def kept_counts_are_true(instance: ReviewInstance) -> list:
+    from reviews.queries import count_items
+
+    instance.refresh_from_db()
+    assert instance.item_counts == count_items(instance.pk)
+    return instance.item_counts
+
+
+def test_the_counts_kept_on_an_instance_follow_every_change_of_its_items(
+    resource_owner, approver, tree, clock
+):
+    holders = [new_holder(f"holder{n}", scope=tree["sub"]) for n in range(4)]
+    review = create_review(
+        resource_owner,
+        scope=tree["sub"],
+        reviewer_users=[approver],
+        auto_apply=True,
+        default_decision=DefaultDecision.APPROVE,
+    )
+    instance = latest_instance(review)
+    counts = kept_counts_are_true(instance)
+    assert sum(row[-1] for row in counts) == len(holders)
+    assert {row[2] for row in counts} == {Decision.NOT_REVIEWED}
+
+    first, second, *_ = items_of(instance).order_by("pk")
+    services.items_decide(
+        actor=approver, instance=instance, decision=Decision.DENY, item_ids=[first.pk]
+    )
+    kept_counts_are_true(instance)
+    services.items_decide(
+        actor=approver,
+        instance=instance,
+        decision=Decision.APPROVE,
+        item_ids=[second.pk],
+        reason="Still needed",
+    )
+    kept_counts_are_true(instance)
+    services.items_accept_recommendations(actor=approver, instance=instance)
+    kept_counts_are_true(instance)
+
+    clock.move_to(instance.end)
+    assert services.instance_complete_due(instance.pk)  # defaults, then applied
+    counts = kept_counts_are_true(instance)
+    assert Decision.NOT_REVIEWED not in {row[2] for row in counts}
+    assert "" not in {row[3] for row in counts}, "what was applied was not counted"
+
+
+def test_the_reviewer_inbox_counts_exactly_the_items_each_reviewer_decides(
+    resource_owner, approver, tree
+):
+    """Review access counts from the kept counts less the reviewer's own items: the same
+    totals and decided counts as decidable_items, for a fallback reviewer who is also a
+    principal, a manager, a principal of a self-review, and someone who reviews nothing."""
+    from reviews.queries import reviewer_inbox
+
+    mia = make_user("mia", display_name="Mia Manager")
+    holders = [new_holder(f"holder{n}", scope=tree["sub"])[0] for n in range(4)]
+    for holder in holders[:2]:
+        holder.manager = mia
+        holder.save()
+    assign(approver, CONTRIBUTOR, scope=tree["sub"], permanent=True)  # a reviewer holds it too
+    managers = olivias_review(resource_owner, tree, [approver], reviewer_type=ReviewerType.MANAGER)
+    selected = create_review(
+        resource_owner, scope=tree["sub"], name="Selected", reviewer_users=[approver, mia]
+    )
+    own = create_review(
+        resource_owner, scope=tree["sub"], name="Self", reviewer_type=ReviewerType.SELF
+    )
+    decide(approver, latest_instance(selected), items=[items_of(latest_instance(selected))[0]])
+    decide(mia, latest_instance(managers), Decision.APPROVE, items=[], filters={})
+    for who in (approver, mia, holders[0], holders[3], make_user("nobody")):
+        found = {row["instance"].pk: (row["total"], row["decided"]) for row in reviewer_inbox(who)}
+        expected = {}
+        for review in (managers, selected, own):
+            instance = latest_instance(review)
+            theirs = review_authz.decidable_items(who, instance)
+            if theirs.exists():
+                expected[instance.pk] = (theirs.count(), theirs.decided().count())
+        assert found == expected, who
+    assert reviewer_inbox(approver), "the fallback reviewer has items to decide"
