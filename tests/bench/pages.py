@@ -204,19 +204,41 @@ def statements(queries: CaptureQueriesContext) -> int:
     return sum(not q["sql"].startswith(TRANSACTION_CONTROL) for q in queries.captured_queries)
 
 
+def measure_paired(fn, yardstick, repeat: int) -> tuple[object, int, float, float | None]:
+    """`measure(fn)`, each timed run right after a timed run of `yardstick` (the minimal
+    page): (response, queries, median ms, the ratio of the two medians). Measured side by
+    side, a machine that slows down or speeds up during the run changes both alike."""
+    response, queries, _ = measure(fn, 0)
+    own, theirs = [], []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        yardstick()
+        theirs.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        fn()
+        own.append((time.perf_counter() - started) * 1000)
+    if not own:
+        return response, queries, 0.0, None
+    ms, minimal = statistics.median(own), statistics.median(theirs)
+    return response, queries, ms, ms / minimal if minimal else None
+
+
 def _measure_rows(rows, signed_in: dict, target: Target, repeat: int) -> list[Result]:
     results = []
+    minimal = signed_in["plain"]
     for label, viewer, url in rows:
         client = signed_in[viewer]
         note = ""
         if isinstance(url, Deep):
             url, moved = follow_next(client, url)
             note = f"page {moved + 1}, " + ("" if moved == target.hops else "last page, ")
-        response, queries, ms = measure(lambda c=client, u=url: fetch(c, u), repeat)
+        response, queries, ms, ratio = measure_paired(
+            lambda c=client, u=url: fetch(c, u), lambda: fetch(minimal, MINIMAL_URL), repeat
+        )
         note += f"{response.bytes_read // 1024} KB"
         if label.endswith("CSV export") and response.status_code == 200:
             note += ", streamed" if response.streaming else ", not streamed (built in memory)"
-        results.append(Result(label, viewer, response.status_code, queries, ms, note))
+        results.append(Result(label, viewer, response.status_code, queries, ms, note, ratio))
     return results
 
 
@@ -403,10 +425,12 @@ def measure_bulk_approval(world: World, client: Client) -> Result:
 
 
 def with_ratios(results: list[Result]) -> list[Result]:
-    """One yardstick for every row: the minimal page of a user with no role and no group."""
+    """The yardstick is the minimal page of a user with no role and no group. Pages were
+    measured side by side with it (their ratio is set); the activations, which undo
+    themselves between runs, against its median measured at the start."""
     yardstick = next(r.median_ms for r in results if (r.label, r.viewer) == (MINIMAL, "plain"))
     for result in results:
-        if yardstick and not result.per_item:
+        if yardstick and not result.per_item and result.ratio is None:
             result.ratio = result.median_ms / yardstick
     return results
 
