@@ -43,7 +43,9 @@ def _chunks(ids: list[int]):
         yield ids[at : at + CHUNK]
 
 
-def _lock(ids: list[int]) -> list[Assignment]:
+def lock_assignments(ids: list[int]) -> list[Assignment]:
+    """The assignments, locked, in id order (chunk by chunk: every locker takes them in the
+    same order)."""
     rows: list[Assignment] = []
     for chunk in _chunks(sorted(ids)):
         locked = Assignment.objects.select_for_update(of=("self",)).filter(pk__in=chunk)
@@ -193,6 +195,21 @@ def _refusals(rows: list[Assignment], *, actor, grants, keep: set[int], now, out
     return removing
 
 
+def assignments_end_as_removed(
+    rows: list[Assignment], *, actor, justification: str, message: str, now
+) -> dict[int, int]:
+    """End locked rows now, each as a removal: its provisioned admin_remove request and its
+    pim.assignment.removed event (for callers that decided already who may end what, such as
+    deprovisioning). {assignment id: request id}."""
+    befores = {a.pk: a.snapshot() for a in rows}
+    _end(rows, actor=actor, now=now)
+    request_of = _requests(rows, actor=actor, justification=justification, now=now)
+    audit_log.record_many(
+        _events(rows, befores, actor=actor, request_of=request_of, message=message)
+    )
+    return request_of
+
+
 def assignments_remove_many(
     *, actor: Actor, assignment_ids, justification: str = "", message: str = ""
 ) -> RemovalOutcome:
@@ -207,7 +224,7 @@ def assignments_remove_many(
     outcome = RemovalOutcome()
     now = timezone.now()
     with transaction.atomic():
-        rows = _lock(list(set(assignment_ids)))
+        rows = lock_assignments(list(set(assignment_ids)))
         candidates = [
             a for a in rows if not a.has_ended(now) and grants.can_manage_role(a.role, a.scope)
         ]
@@ -215,7 +232,7 @@ def assignments_remove_many(
         removing = _refusals(rows, actor=actor, grants=grants, keep=keep, now=now, outcome=outcome)
         if not removing:
             return outcome
-        activations = _lock(
+        activations = lock_assignments(
             list(
                 Assignment.objects.not_ended(now)
                 .filter(activated_from__in=[a.pk for a in removing])

@@ -26,7 +26,7 @@ from assignments.models import (
     RequestStatus,
     RoleRequest,
 )
-from assignments.services.bulk import _end, _events, _lock, _requests
+from assignments.services.bulk import assignments_end_as_removed, lock_assignments
 from assignments.services.common import request_snapshot
 from assignments.signals import request_canceled
 from audit import log as audit_log
@@ -194,19 +194,14 @@ def user_deprovision(actor: Actor, user, *, reason: str) -> DeprovisionOutcome:
             .filter(principal_user=user)
             .values_list("pk", flat=True)
         )
-        rows = _lock(ids)
+        rows = lock_assignments(ids)
         if rows:
-            befores = {a.pk: a.snapshot() for a in rows}
-            _end(rows, actor=actor, now=now)
-            request_of = _requests(rows, actor=actor, justification=reason, now=now)
-            audit_log.record_many(
-                _events(
-                    rows,
-                    befores,
-                    actor=actor,
-                    request_of=request_of,
-                    message=f"The account was deactivated: {reason}",
-                )
+            assignments_end_as_removed(
+                rows,
+                actor=actor,
+                justification=reason,
+                message=f"The account was deactivated: {reason}",
+                now=now,
             )
             outcome.ended = [a.pk for a in rows]
     return outcome
