@@ -16,6 +16,11 @@ Each app registers its kinds of due work in `AppConfig.ready()`:
 the same one (`SELECT ... FOR UPDATE SKIP LOCKED`, or a conditional UPDATE) and does the batch
 in one transaction: a worker killed half-way rolls back, and the rows are due again.
 
+Work that others' work makes due at once says so with `follows`: the webhooks' fan-out reads
+the audit events that any other kind writes, so `follows=ANY` makes the worker that just did a
+batch of ends run the fan-out next, in the same task, instead of waiting a second or two for
+the timekeeper's next look and a worker to take it.
+
 `manage.py timekeeper` runs `loop()`: it sleeps until the next due time (at most `POLL` seconds,
 so that work created meanwhile is seen), and when a kind has work due it enqueues `drain(name)`
 on the django-q2 broker, `FANOUT` times, so that every worker process takes batches side by
@@ -39,11 +44,17 @@ logger = logging.getLogger(__name__)
 DRAIN_TASK = "pim_portal.timekeeper.drain"
 
 
+ANY = "*"  # `follows=ANY`: after any other kind of work that did something
+
+
 @dataclass(frozen=True)
 class DueWork:
     name: str
     next_due: Callable[[], datetime | None]
     run_batch: Callable[[datetime, int], int]
+    # Kinds of work whose batches may make this work due: when a drain of one of them did
+    # something, the same worker drains this one next (if it is due by then).
+    follows: tuple[str, ...] = ()
 
 
 _registry: dict[str, DueWork] = {}
@@ -67,11 +78,13 @@ def run_due(name: str, *, now: datetime | None = None, limit: int | None = None)
     return work.run_batch(now or timezone.now(), limit or _setting("PIM_TIMEKEEPER_BATCH", 200))
 
 
-def drain(name: str, seconds: float | None = None) -> int:
+def drain(name: str, seconds: float | None = None, *, _chain: frozenset = frozenset()) -> int:
     """A worker's task: take batches of the named work until none is due (or time is up).
 
     Stops after `seconds` (PIM_TIMEKEEPER_DRAIN_SECONDS) so that one backlog cannot hold a
     worker past django-q2's task timeout; the timekeeper enqueues another drain if work is left.
+    When it did something, the work that follows it (`DueWork.follows`) is drained next, in
+    the time left, if it is due.
     """
     budget = seconds if seconds is not None else _setting("PIM_TIMEKEEPER_DRAIN_SECONDS", 60)
     deadline = time.monotonic() + budget
@@ -81,7 +94,22 @@ def drain(name: str, seconds: float | None = None) -> int:
         done += did
         if not did:
             break
+    if done:
+        chain = _chain | {name}
+        for follower in _followers(name, chain):
+            left = deadline - time.monotonic()
+            due = follower.next_due()
+            if left > 0 and due is not None and due <= timezone.now():
+                drain(follower.name, left, _chain=chain)
     return done
+
+
+def _followers(name: str, chain: frozenset) -> list[DueWork]:
+    return [
+        work
+        for work in registered()
+        if work.name not in chain and (name in work.follows or ANY in work.follows)
+    ]
 
 
 def catch_up(now: datetime | None = None) -> dict[str, int]:

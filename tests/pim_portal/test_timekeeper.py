@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.utils import timezone
 
 from pim_portal import timekeeper
 
@@ -67,3 +68,44 @@ def test_a_drain_takes_batches_until_nothing_is_due(registry, settings):
         assert timekeeper.drain("ends") == 5
     assert len(ledger.done) == 5
     assert ledger.due == [T0 + timedelta(1)]  # not due yet: left alone
+
+
+def test_work_that_follows_another_is_drained_right_after_it_did_something(monkeypatch):
+    ran = []
+    due_b = []
+
+    def batch_a(now, limit):
+        if "a" in ran:
+            return 0
+        ran.append("a")
+        due_b.append(now)  # what A did makes B due
+        return 1
+
+    def batch_b(now, limit):
+        if not due_b:
+            return 0
+        due_b.clear()
+        ran.append("b")
+        return 1
+
+    works = {
+        "a": timekeeper.DueWork("a", lambda: None, batch_a),
+        "b": timekeeper.DueWork("b", lambda: due_b[0] if due_b else None, batch_b, follows=("a",)),
+        "idle": timekeeper.DueWork("idle", lambda: None, lambda now, limit: 0, follows=("a",)),
+    }
+    monkeypatch.setattr(timekeeper, "_registry", works)
+    assert timekeeper.drain("a") == 1
+    assert ran == ["a", "b"]
+
+
+def test_a_drain_that_did_nothing_drains_no_follower(monkeypatch):
+    ran = []
+    works = {
+        "a": timekeeper.DueWork("a", lambda: None, lambda now, limit: 0),
+        "b": timekeeper.DueWork(
+            "b", timezone.now, lambda now, limit: ran.append("b") or 0, follows=(timekeeper.ANY,)
+        ),
+    }
+    monkeypatch.setattr(timekeeper, "_registry", works)
+    timekeeper.drain("a")
+    assert ran == []
