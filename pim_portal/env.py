@@ -52,3 +52,22 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_seconds_list(name: str, default: list[float]) -> list[float]:
+    """A comma-separated list of seconds (0 or more each, at least one): a retry schedule."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return list(default)
+    values = []
+    for item in raw.split(","):
+        try:
+            value = float(item)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {item.strip()!r} is not a number of seconds."
+            ) from None
+        if value < 0:
+            raise ImproperlyConfigured(f"{name}: {item.strip()!r} is less than 0 seconds.")
+        values.append(value)
+    return values

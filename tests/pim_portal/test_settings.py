@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from pim_portal.env import env_bool, env_int, env_list, env_str
+from pim_portal.env import env_bool, env_int, env_list, env_seconds_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 NAME = "PIM_TEST_SETTING"
@@ -190,3 +190,17 @@ def test_sign_in_throttle_below_one_stops_the_portal(name):
     result = _manage("check", env=_production_env(**{name: "0"}))
     assert result.returncode != 0
     assert f"{name}=0 must be at least 1" in result.stderr
+
+
+def test_env_seconds_list_reads_a_retry_schedule(monkeypatch):
+    monkeypatch.setenv("WEBHOOK_RETRY_SCHEDULE", "0, 5,300")
+    assert env_seconds_list("WEBHOOK_RETRY_SCHEDULE", [1]) == [0, 5, 300]
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"), [("5,soon", "'soon' is not a number"), ("5,-1", "less than 0")]
+)
+def test_env_seconds_list_refuses_what_is_no_number_of_seconds(monkeypatch, raw, why):
+    monkeypatch.setenv("WEBHOOK_RETRY_SCHEDULE", raw)
+    with pytest.raises(ImproperlyConfigured, match=why):
+        env_seconds_list("WEBHOOK_RETRY_SCHEDULE", [1])
