@@ -15,6 +15,7 @@ from assignments import services as assignment_services
 from assignments.models import Assignment, Role, RoleKind, RolePolicy
 from assignments.queries import policy_approvers
 from assignments.services.standing import standing_make_eligible_many
+from connectors.services import drift_remove
 from pim_portal.actor import Actor
 
 
@@ -145,3 +146,11 @@ def set_end_dates(actor: Actor, alert: Alert) -> str:
     if problems:
         message += " Not changed: " + " ".join(problems)
     return message
+
+
+def remove_drift(actor: Actor, alert: Alert) -> str:
+    """Take the members the alert lists out of their target objects (connectors' drift)."""
+    removed, problems = drift_remove(actor, finding_ids=_ids(alert))
+    parts = [f"Removed {_plural(removed, 'member')} from the connected systems."]
+    parts += [f"Not removed: {problem}" for problem in dict.fromkeys(problems)]
+    return " ".join(parts)

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from approvals.models import ApprovalDecision
 from assignments.models import RequestStatus, RoleRequest
+from audit.models import AuditEvent
 
 
 def _who(user) -> str:
@@ -87,6 +88,45 @@ def _assignment_entries(request: RoleRequest, status: str, now) -> list[Timeline
     return entries
 
 
+_PROVISIONING = {
+    "pim.connector.granted": (
+        "Provisioned in {connector_name}",
+        "{account} added to {target}",
+        "success",
+    ),
+    "pim.connector.revoked": (
+        "Deprovisioned in {connector_name}",
+        "{account} taken out of {target}",
+        "secondary",
+    ),
+    "pim.connector.provisioning_failed": ("Provisioning failed in {connector_name}", "", "danger"),
+}
+
+
+def _provisioning_entries(request: RoleRequest) -> list[TimelineEntry]:
+    """What the connectors did in other systems for the assignment the request made (their
+    audit events name the request)."""
+    if request.result_assignment_id is None:
+        return []
+    events = AuditEvent.objects.filter(
+        role_request_id=request.pk, action__in=list(_PROVISIONING)
+    ).only("created_at", "action", "actor_name", "after", "message")
+    entries = []
+    for event in events.order_by("created_at", "pk"):
+        title, text, tone = _PROVISIONING[event.action]
+        details = {"connector_name": "", "account": "", "target": "", **(event.after or {})}
+        entries.append(
+            TimelineEntry(
+                at=event.created_at,
+                title=title.format(**details),
+                actor=event.actor_name,
+                text=event.message or text.format(**details),
+                tone=tone,
+            )
+        )
+    return entries
+
+
 def request_timeline(request: RoleRequest, now: datetime | None = None) -> list[TimelineEntry]:
     """Requested, each decision with its reason, the outcome, in force and ended."""
     now = now or timezone.now()
@@ -115,4 +155,5 @@ def request_timeline(request: RoleRequest, now: datetime | None = None) -> list[
     if outcome is not None:
         entries.append(outcome)
     entries += _assignment_entries(request, status, now)
+    entries += _provisioning_entries(request)
     return sorted(entries, key=lambda e: (e.upcoming, e.at))

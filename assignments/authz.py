@@ -87,6 +87,13 @@ class Grants:
     def can_manage_provisioning(self) -> bool:
         return self.has(Perm.MANAGE_PROVISIONING)
 
+    def can_view_connectors(self) -> bool:
+        """Connectors, their mappings, findings and webhooks: whoever may view directory roles."""
+        return self.can_view_directory()
+
+    def can_manage_connectors(self) -> bool:
+        return self.has(Perm.MANAGE_CONNECTORS)
+
     def can_manage_anything(self) -> bool:
         return self.can_manage_directory() or self.has_anywhere(Perm.MANAGE_RESOURCES)
 

@@ -10,6 +10,7 @@ class Perm:
     VIEW_RESOURCES = "resources.view"  # see resource roles, members and settings at a scope
     MANAGE_USERS = "users.manage"  # users and groups kept in the portal (not the provider's)
     MANAGE_PROVISIONING = "provisioning.manage"  # SCIM tokens: who may provision identities
+    MANAGE_CONNECTORS = "connectors.manage"  # connectors, their mappings, webhooks
 
 
 _VIEW_ALL = [Perm.VIEW_DIRECTORY, Perm.VIEW_RESOURCES]
@@ -19,12 +20,12 @@ DIRECTORY_ROLES = [
     (
         "Global Administrator",
         "Can manage all aspects of the directory and the services that use it.",
-        [*_MANAGE_ALL, Perm.MANAGE_USERS, Perm.MANAGE_PROVISIONING],
+        [*_MANAGE_ALL, Perm.MANAGE_USERS, Perm.MANAGE_PROVISIONING, Perm.MANAGE_CONNECTORS],
     ),
     (
         "Privileged Role Administrator",
         "Can manage role assignments and all aspects of Privileged Identity Management.",
-        _MANAGE_ALL,
+        [*_MANAGE_ALL, Perm.MANAGE_CONNECTORS],
     ),
     (
         "Security Administrator",

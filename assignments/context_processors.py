@@ -18,5 +18,7 @@ def navigation(request):
             "monitor": directory or manages_resources,
             # SCIM tokens: Global Administrators.
             "provisioning": grants.can_manage_provisioning(),
+            # Connectors and webhooks: directory viewers see them, administrators change them.
+            "connectors": grants.can_view_connectors(),
         }
     }

@@ -38,7 +38,10 @@ CATEGORIES = {
     "user": "UserManagement",
     "group": "GroupManagement",
     "scim": "ProvisioningManagement",
+    "connector": "ProvisioningManagement",  # grants and revocations in other systems, drift
+    "api_token": "ApplicationManagement",  # the credentials of programs calling the API
     "review": "Policy",
+    "webhook": "ApplicationManagement",
     "bootstrap": "DirectoryManagement",
 }
 # `pim.security.*` splits by what was checked: the whole verb first, then its first word.
@@ -55,11 +58,11 @@ SECURITY_DEFAULT_CATEGORY = "Authorization"  # forbidden, csrf_failed, foreign_o
 
 # The verb of an action code, or its last word (`member_removed`) -> Graph's operationType.
 ADD_VERBS = {"created", "added", "enrolled", "started", "activated", "scheduled", "submitted"}
-ADD_VERBS |= {"opened"}
+ADD_VERBS |= {"opened", "granted"}
 UPDATE_VERBS = {"updated", "changed", "renamed", "moved", "extended", "renewed", "stopped"}
 UPDATE_VERBS |= {"approved", "recorded", "denied", "canceled", "expired", "decided"}
 UPDATE_VERBS |= {"completed", "applied", "resolved", "closed"}
-DELETE_VERBS = {"removed", "deleted", "ended", "deactivated", "reset", "pruned"}
+DELETE_VERBS = {"removed", "deleted", "ended", "deactivated", "reset", "pruned", "revoked"}
 # A verb naming a refusal or a failure (itself, or as `<what>_<verb>`): result "failure".
 FAILURE_VERBS = {"failed", "refused", "forbidden", "locked", "foreign_object"}
 
@@ -74,6 +77,11 @@ TARGET_TYPES = {
     "assignments.rolerequest": "Request",
     "reviews.accessreview": "AccessReview",
     "reviews.reviewinstance": "AccessReview",
+    "connectors.connector": "Connector",
+    "connectors.mapping": "ConnectorMapping",
+    "connectors.provisioning": "Provisioning",
+    "connectors.driftfinding": "DriftFinding",
+    "connectors.webhooksubscription": "WebhookSubscription",
 }
 
 

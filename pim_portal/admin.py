@@ -385,17 +385,19 @@ class GroupIdentityAdmin(admin.ModelAdmin):
 # --- SCIM provisioning: its tokens (pim_portal.scim) -------------------------------------------
 @admin.register(AccessToken)
 class AccessTokenAdmin(admin.ModelAdmin):
-    """Shown, never changed here: tokens are made and revoked on the Provisioning page (audited
-    there). Only a hash of each secret is kept, so no page can show one."""
+    """Shown, never changed here: SCIM tokens are made and revoked on the Provisioning page,
+    API tokens on each owner's API tokens page (audited there). Only a hash of each secret is
+    kept, so no page can show one."""
 
-    list_display = ["name", "kind", "prefix", "created_at", "expires_at", "revoked_at"]
+    list_display = ["name", "kind", "owner", "prefix", "created_at", "expires_at", "revoked_at"]
     list_filter = ["kind"]
-    search_fields = ["name", "prefix"]
-    list_select_related = ["created_by", "revoked_by"]
+    search_fields = ["name", "prefix", "owner__username"]
+    list_select_related = ["owner", "created_by", "revoked_by"]
     exclude = ["secret_hash"]
     readonly_fields = [
         "name",
         "kind",
+        "owner",
         "prefix",
         "created_by",
         "created_at",

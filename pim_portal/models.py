@@ -119,12 +119,14 @@ class EmergencyAccessUse(models.Model):
 
 
 class AccessToken(models.Model):
-    """A bearer token a program presents instead of a person's session: SCIM provisioning now
-    (`kind=scim`), the portal's API later. Only the SHA-256 of its secret is kept, with a short
-    prefix of it to tell tokens apart on a page; the secret is shown once, when it is made."""
+    """A bearer token a program presents instead of a person's session: SCIM provisioning
+    (`kind=scim`, acting as the system) or the portal's API (`kind=api`, acting as its owner).
+    Only the SHA-256 of its secret is kept, with a short prefix of it to tell tokens apart on a
+    page; the secret is shown once, when it is made."""
 
     class Kind(models.TextChoices):
         SCIM = "scim", "SCIM provisioning"
+        API = "api", "API"
 
     name = models.CharField(max_length=100)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SCIM)
@@ -140,6 +142,10 @@ class AccessToken(models.Model):
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # An API token acts as this user, with their permissions at each request (none for SCIM).
+    owner = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.CASCADE, related_name="api_tokens"
+    )
 
     class Meta:
         ordering = ["-created_at", "-pk"]

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from pim_portal.env import env_bool, env_float, env_int, env_list, env_str
+from pim_portal.env import env_bool, env_float, env_int, env_list, env_seconds_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -38,11 +38,14 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "csp",
     "axes",
+    "rest_framework",
+    "drf_spectacular",
     "pim_portal",
     "audit",
     "assignments",
     "approvals",
     "reviews",
+    "connectors",
     "alerts",
 ]
 
@@ -308,6 +311,18 @@ PIM_TIMEKEEPER_FANOUT = env_int("TIMEKEEPER_FANOUT", env_int("Q_WORKERS", 2))
 PIM_TIMEKEEPER_BATCH = env_int("TIMEKEEPER_BATCH", 200)
 PIM_TIMEKEEPER_DRAIN_SECONDS = 60
 
+# Connectors (connectors/): how often every target is read and compared with the desired
+# state (drift), and the longest wait between retries of a target that is down.
+CONNECTOR_RECONCILE_MINUTES = env_int("CONNECTOR_RECONCILE_MINUTES", 5)
+CONNECTOR_RETRY_MAX_SECONDS = env_int("CONNECTOR_RETRY_MAX_SECONDS", 600)
+
+# Webhooks (connectors/webhooks/): seconds to connect and to get an answer; the delays before
+# each try (Standard Webhooks' schedule: 8 tries over about 31 hours).
+WEBHOOK_TIMEOUT = env_float("WEBHOOK_TIMEOUT_SECONDS", 5.0)
+WEBHOOK_RETRY_SCHEDULE = env_seconds_list(
+    "WEBHOOK_RETRY_SCHEDULE", [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
+)
+
 # Bulk approve or deny: at most this many requests in one action (approvals); a form posting
 # that many ids needs room for them.
 PIM_BULK_DECISION_MAX = env_int("BULK_DECISION_MAX", 1000)
@@ -357,6 +372,40 @@ if not 0 < SCIM_TOKEN_DEFAULT_DAYS <= SCIM_TOKEN_MAX_DAYS:
     raise ImproperlyConfigured(
         "SCIM_TOKEN_DEFAULT_DAYS must be more than 0 and at most SCIM_TOKEN_MAX_DAYS."
     )
+
+# The HTTP API (assignments/api/, under /api/v1/): bearer tokens only (no session, so no CSRF
+# to guard), JSON only, errors as {"error": {"code", "message"}}. API tokens last
+# API_TOKEN_DEFAULT_DAYS by default and at most API_TOKEN_MAX_DAYS; a batch asks at most
+# API_BATCH_MAX questions.
+API_TOKEN_DEFAULT_DAYS = env_int("API_TOKEN_DEFAULT_DAYS", 90)
+API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 365)
+if not 0 < API_TOKEN_DEFAULT_DAYS <= API_TOKEN_MAX_DAYS:
+    raise ImproperlyConfigured(
+        "API_TOKEN_DEFAULT_DAYS must be more than 0 and at most API_TOKEN_MAX_DAYS."
+    )
+API_BATCH_MAX = env_int("API_BATCH_MAX", 100)
+if API_BATCH_MAX < 1:
+    raise ImproperlyConfigured(f"API_BATCH_MAX={API_BATCH_MAX} must be at least 1.")
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["assignments.api.authentication.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["assignments.api.permissions.HasApiToken"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["assignments.api.content.JSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "assignments.api.content.JSONOnly",
+    "EXCEPTION_HANDLER": "assignments.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "URL_FORMAT_OVERRIDE": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "PIM Portal API",
+    "DESCRIPTION": "Effective access: whether a principal holds a role at a scope now, through "
+    "which assignment and until when. Authenticate with an API token (Your account › API "
+    "tokens) as `Authorization: Bearer pim_api_…`; it answers with its owner's permissions.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_AUTHENTICATION": [],  # the document is public: it describes the API, no data
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+}
 
 LOGGING = {
     "version": 1,

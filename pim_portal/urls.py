@@ -26,6 +26,8 @@ urlpatterns = [
     path("audit/", include("pim_portal.audit_urls")),
     path("my/audit/", audit_views.my_audit, name="my_audit"),
     path("alerts/", include("alerts.urls")),
+    path("connectors/", include("connectors.urls")),
+    path("", include("assignments.api.urls")),  # /api/v1/ and /account/tokens/
     path("emergency/", include("pim_portal.emergency_urls")),
     path("oidc/", include("pim_portal.sso.urls")),
     path("", include("pim_portal.scim.urls")),  # /scim/v2/ and /provisioning/

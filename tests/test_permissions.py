@@ -174,6 +174,72 @@ def a_member(world) -> list:
     return [*a_group(world), world["stranger"].pk]
 
 
+def a_webhook(world) -> list:
+    from connectors.webhooks import services as webhook_services
+
+    subscription, _ = webhook_services.subscription_create(
+        Actor.system("tests"),
+        name="SOAR",
+        url="http://127.0.0.1:9/hooks",
+        event_types=["request.approved"],
+    )
+    return [subscription.pk]
+
+
+def a_failed_webhook_delivery(world) -> list:
+    from connectors.models import DeliveryState, WebhookDelivery
+
+    subscription_pk = a_webhook(world)[0]
+    failed = WebhookDelivery.objects.create(
+        subscription_id=subscription_pk,
+        message_id="msg_permissions",
+        event_type="request.approved",
+        payload={},
+        state=DeliveryState.FAILED,
+        created_at=timezone.now(),
+    )
+    return [subscription_pk, failed.pk]
+
+
+WEBHOOK_CHANGE = expect(403, 403, 403, 302, 403)  # connector managers: Pat
+
+
+def a_connector(world) -> list:
+    """A disabled LDAP connector on a closed loopback port: testing it fails at once."""
+    import socket
+
+    from connectors.models import Connector
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    connector = Connector.objects.create(
+        name="ldap-corp",
+        display_name="Corp",
+        kind="ldap",
+        host="127.0.0.1",
+        port=port,
+        enabled=False,
+        options={"user_dn_template": "uid={username},dc=example"},
+    )
+    return [connector.pk]
+
+
+def a_mapping(world) -> list:
+    from connectors.models import Mapping
+
+    connector_pk = a_connector(world)[0]
+    mapping = Mapping.objects.create(
+        connector_id=connector_pk, role=role("Owner"), scope=world["root"], target="cn=g,dc=x"
+    )
+    return [mapping.pk]
+
+
+CONNECTOR_VIEW = expect(404, 404, 200, 200, 404)  # a connector's existence is private
+CONNECTOR_CHANGE = expect(404, 404, 403, 200, 404)  # Sam sees it; Pat changes it
+CONNECTOR_ACT = expect(404, 404, 403, 302, 404)
+
+
 CASES: list[Case] = [
     # Everyone signed in: the dashboard and setting up an authenticator app.
     *both("dashboard", no_args, expect(200, 200, 200, 200, 200), READ_ONLY_405),
@@ -474,7 +540,51 @@ CASES: list[Case] = [
     *both("people:user_mfa_reset", a_user, PEOPLE_OBJECT_CHANGE, PEOPLE_OBJECT_CHANGE),
     *both("people:group_detail", a_group, PEOPLE_OBJECT_VIEW, PEOPLE_OBJECT_CHANGE),
     *both("people:group_member_remove", a_member, ALL_405, PEOPLE_OBJECT_CHANGE),
+    # Webhooks: directory viewers look; connector managers change (forms posted empty: 200).
+    *both("connectors:webhook_list", no_args, DIRECTORY_VIEW, READ_ONLY_405),
+    *both("connectors:webhook_create", no_args, DIRECTORY_MANAGE, DIRECTORY_MANAGE),
+    *both("connectors:webhook_detail", a_webhook, DIRECTORY_VIEW, READ_ONLY_405),
+    *both("connectors:webhook_edit", a_webhook, DIRECTORY_MANAGE, DIRECTORY_MANAGE),
+    *both("connectors:webhook_delete", a_webhook, DIRECTORY_MANAGE, WEBHOOK_CHANGE),
+    *both("connectors:webhook_rotate", a_webhook, ALL_405, DIRECTORY_MANAGE),
+    *both("connectors:webhook_test", a_webhook, ALL_405, WEBHOOK_CHANGE),
+    *both("connectors:webhook_retry", a_failed_webhook_delivery, ALL_405, WEBHOOK_CHANGE),
+    # Connectors: directory viewers look (anyone else: 403 for the list, 404 for a connector);
+    # Global and Privileged Role Administrators change them (empty forms come back: 200).
+    *both("connectors:connector_list", no_args, DIRECTORY_VIEW, READ_ONLY_405),
+    *both("connectors:connector_create", no_args, DIRECTORY_MANAGE, READ_ONLY_405),
+    *both("connectors:connector_create_kind", lambda w: ["ldap"], *[DIRECTORY_MANAGE] * 2),
+    *both("connectors:connector_detail", a_connector, CONNECTOR_VIEW, READ_ONLY_405),
+    *both("connectors:connector_findings", a_connector, CONNECTOR_VIEW, READ_ONLY_405),
+    *both("connectors:connector_failures", a_connector, CONNECTOR_VIEW, READ_ONLY_405),
+    *both("connectors:connector_update", a_connector, CONNECTOR_CHANGE, CONNECTOR_CHANGE),
+    *both("connectors:connector_delete", a_connector, CONNECTOR_CHANGE, CONNECTOR_ACT),
+    *both("connectors:connector_test", a_connector, ALL_405, CONNECTOR_ACT),
+    *both("connectors:connector_reconcile", a_connector, ALL_405, CONNECTOR_ACT),
+    *both("connectors:connector_retry", a_connector, ALL_405, CONNECTOR_ACT),
+    *both("connectors:mapping_create", a_connector, CONNECTOR_CHANGE, CONNECTOR_CHANGE),
+    *both("connectors:mapping_detail", a_mapping, CONNECTOR_VIEW, READ_ONLY_405),
+    *both("connectors:mapping_update", a_mapping, CONNECTOR_CHANGE, CONNECTOR_ACT),
+    *both("connectors:mapping_delete", a_mapping, CONNECTOR_CHANGE, CONNECTOR_ACT),
+    # API tokens: everyone has their own (an empty form comes back with its errors: 400);
+    # directory managers see and revoke everyone's; someone else's token is a 404.
+    *both("api_tokens", no_args, expect(200, 200, 200, 200, 200), READ_ONLY_405),
+    *both("api_token_create", no_args, ALL_405, expect(400, 400, 400, 400, 400)),
+    *both("api_tokens_all", no_args, DIRECTORY_MANAGE, READ_ONLY_405),
+    *both(
+        "api_token_revoke",
+        lambda w: [erins_api_token(w)],
+        expect(404, 200, 404, 200, 404),
+        expect(404, 302, 404, 302, 404),
+    ),
 ]
+
+
+def erins_api_token(world) -> int:
+    from assignments.api import tokens
+
+    erin = world["directory_assignment"].principal_user
+    return tokens.api_token_create(Actor.of(erin), owner=erin, name="pipeline")[0].pk
 
 
 def _flatten():

@@ -12,7 +12,7 @@ from functools import partial
 
 from alerts import remediation
 from alerts.models import Severity
-from alerts.rules import directory, resources, security
+from alerts.rules import connected, directory, resources, security
 from alerts.rules.base import (
     AFFECTED_LIMIT,
     DIRECTORY,
@@ -44,6 +44,34 @@ _RULES = [
         "from being made there.",
         evaluate=directory.assigned_outside_pim,
         remediation=_REMOVE,
+    ),
+    Rule(
+        kind="access_granted_outside_pim_in_connected_systems",
+        title="Roles are being assigned outside of PIM (connected systems)",
+        severity=Severity.HIGH,
+        description="Members were added to groups or database roles that the portal manages, "
+        "in the target system itself: they hold privileged access that nobody requested, "
+        "approved or justified here.",
+        how_to_fix="Remove the members listed from the target, or give them an assignment "
+        "here if they need the access. Set the mapping to enforce, so the portal removes such "
+        "members itself, and find out who can change the target directly.",
+        evaluate=connected.granted_outside_pim,
+        remediation=Remediation(
+            label="Remove them from the targets",
+            confirm_text="Take every member listed out of its group or role in the connected "
+            "system now?",
+            run=remediation.remove_drift,
+        ),
+    ),
+    Rule(
+        kind="connected_system_revoke_failed",
+        title="Ended access could not be removed in a connected system",
+        severity=Severity.HIGH,
+        description="A connector could not take people out of a group or database role after "
+        "their assignment ended: until it can, they still hold the access there.",
+        how_to_fix="Fix the connector's connection (its page says what failed), then use "
+        "Retry failed on it; or remove the members by hand in the target system.",
+        evaluate=connected.revoke_failed,
     ),
     Rule(
         kind="too_many_global_admins",

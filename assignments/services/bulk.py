@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from assignments import authz
+from assignments import authz, signals
 from assignments.catalog import GLOBAL_ADMINISTRATOR
 from assignments.models import (
     Assignment,
@@ -120,6 +120,7 @@ def _end(rows: list[Assignment], *, actor, now) -> None:
         ).update(status=RequestStatus.CANCELED, completed_at=now)
     for assignment in rows:
         assignment.end = max(now, assignment.start)
+    signals.assignments_changed.send(sender=Assignment, assignments=rows)
 
 
 def _requests(rows: list[Assignment], *, actor, justification: str, now) -> dict[int, int]:

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
-from assignments import authz
+from assignments import authz, signals
 from assignments.models import (
     OPEN_STATUSES,
     Assignment,
@@ -67,6 +67,7 @@ def request_cancel(*, actor: Actor, request_id: int) -> RoleRequest:
                 start_processed_at=now,
                 end_processed_at=now,
             )
+            signals.assignments_changed.send(sender=Assignment, assignments=[assignment])
         before = request_snapshot(request)
         if request.status == RequestStatus.PENDING_APPROVAL:
             transaction.on_commit(
@@ -123,6 +124,7 @@ def _carry_out_extend(request: RoleRequest, actor, now, *, start, end, kind) -> 
     if assignment.kind == new_kind == AssignmentKind.ELIGIBLE and earlier:
         shorten_activations(assignment, end=new_end, actor=actor, request=request, now=now)
     assignment.refresh_from_db()
+    signals.assignments_changed.send(sender=Assignment, assignments=[assignment])
     return assignment
 
 
@@ -389,6 +391,7 @@ def _activations_batch(requests: list[RoleRequest], now: datetime) -> dict[int, 
         made.append(activation)
         outcome[request.pk] = activation
     Assignment.objects.bulk_create(made)
+    signals.assignments_changed.send(sender=Assignment, assignments=made)
     return outcome
 
 

@@ -18,7 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from assignments import authz
+from assignments import authz, signals
 from assignments.catalog import GLOBAL_ADMINISTRATOR, Perm
 from assignments.models import (
     OPEN_STATUSES,
@@ -177,6 +177,7 @@ def user_deprovision(actor: Actor, user, *, reason: str) -> DeprovisionOutcome:
             _refuse_last_global_admin(user, now)
             User.objects.filter(pk=user.pk).update(is_active=False)
             user.is_active = False
+            signals.accounts_changed.send(sender=User, user_ids=[user.pk])
             audit_log.record(
                 action="pim.user.deactivated",
                 actor=actor,
@@ -228,6 +229,7 @@ def user_reprovision(actor: Actor, user, *, reason: str = ""):
         if user.is_active:
             return user
         User.objects.filter(pk=user.pk).update(is_active=True)
+        signals.accounts_changed.send(sender=User, user_ids=[user.pk])
         user.is_active = True
         audit_log.record(
             action="pim.user.reactivated",

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
-from assignments import authz, queries, services
+from assignments import authz, extensions, queries, services
 from assignments.catalog import Perm
 from assignments.forms.manage import (
     AssignmentAddForm,
@@ -177,9 +177,11 @@ def _role_page(request, role: Role, scope: Scope):
         per_page=PAGE_SIZE,
         count=counts[tab],
     )
+    provisioning = extensions.provisioning_statuses(page_obj)
     for assignment in page_obj:
         assignment.membership = membership_text(assignment, scope)
         assignment.can_manage = grants.can_manage_role(role, assignment.scope)
+        assignment.provisioning = provisioning.get(assignment.pk, ())
     can_manage = grants.can_manage_role(role, scope)
     if role.is_directory_role:
         export_url = reverse("assignments:role_export", args=[role.pk])

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from assignments import authz, services
+from assignments import authz, extensions, services
 from assignments.forms.my import (
     MAX_BULK,
     ActivateForm,
@@ -152,6 +152,7 @@ def _going_on(user, eligibles, now) -> tuple[dict, set]:
 def _entries(user, assignments, tab: str, at_scope, now) -> list[dict]:
     """One row of My roles per assignment, with the actions authz allows on it."""
     activations, pending = _going_on(user, assignments, now) if tab == "eligible" else ({}, set())
+    provisioning = extensions.provisioning_statuses(assignments) if tab != "eligible" else {}
     entries = []
     for assignment in assignments:
         kind, text = _membership(assignment, at_scope)
@@ -170,6 +171,7 @@ def _entries(user, assignments, tab: str, at_scope, now) -> list[dict]:
                 "can_deactivate": tab == "active" and authz.may_deactivate(user, assignment),
                 "can_extend": tab != "expired" and authz.may_extend(user, assignment, now),
                 "can_renew": tab == "expired" and authz.may_renew(user, assignment, now),
+                "provisioning": provisioning.get(assignment.pk, ()),
             }
         )
     return entries

@@ -62,7 +62,9 @@ def token_create(
     problems = {}
     if not name:
         problems["name"] = ["Name the token after the system that will use it (okta, entra)."]
-    elif AccessToken.objects.filter(name__iexact=name, revoked_at__isnull=True).exists():
+    elif AccessToken.objects.filter(
+        kind=AccessToken.Kind.SCIM, name__iexact=name, revoked_at__isnull=True
+    ).exists():
         problems["name"] = [f"A token named {name!r} is already in use: revoke it or pick another."]
     if expires_at is None:
         expires_at = now + timedelta(days=settings.SCIM_TOKEN_DEFAULT_DAYS)

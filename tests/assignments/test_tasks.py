@@ -90,6 +90,7 @@ def test_no_schedule_is_kept_per_assignment(eligible_user, run):
         "audit.tasks.verify",
         "audit.tasks.prune",
         "pim_portal.digest.send_weekly_digest",
+        "connectors.tasks.reconcile_all",
     }
 
 

@@ -45,6 +45,14 @@ def test_a_second_active_token_of_the_same_name_is_refused(scim_token, global_ad
         tokens.token_create(actor=Actor.of(global_admin), name="OKTA")
 
 
+def test_an_api_token_of_the_same_name_does_not_block_a_scim_token(global_admin):
+    from assignments.api.tokens import api_token_create
+
+    api_token_create(Actor.of(global_admin), owner=global_admin, name="okta")
+    token, _ = tokens.token_create(actor=Actor.of(global_admin), name="okta")
+    assert token.kind == AccessToken.Kind.SCIM
+
+
 def test_only_a_global_administrator_creates_tokens(pra):
     with pytest.raises(PermissionDenied):
         tokens.token_create(actor=Actor.of(pra), name="okta")
