@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.connectors.conftest import ldap_group, ldap_members, slapd  # noqa: F401  (fixtures)
 from tests.factories import PASSWORD
 
 # Playwright's sync API runs an asyncio loop in this thread, and Django refuses ORM calls

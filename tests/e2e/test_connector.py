@@ -8,14 +8,13 @@ from assignments.models import AssignmentKind, ScopeKind
 from connectors.models import Connector, Mapping
 from tests.assignments.activation_support import set_policy
 from tests.connectors import ldap_server
-from tests.connectors.conftest import ldap_group, ldap_members, slapd  # noqa: F401  (fixtures)
 from tests.factories import assign, make_scope, make_user, role, root
 
 pytestmark = pytest.mark.browser
 
 
 def test_an_activation_mapped_to_an_ldap_group_is_provisioned_and_deprovisioned(
-    page, login, slapd, ldap_group, ldap_members, monkeypatch  # noqa: F811
+    page, login, slapd, ldap_group, ldap_members, monkeypatch
 ):
     monkeypatch.setenv("PIM_TEST_LDAP_PASSWORD", ldap_server.ADMIN_PASSWORD)
     sub = make_scope("Production", ScopeKind.SUBSCRIPTION, root(), slug="prod")
