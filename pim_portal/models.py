@@ -1,3 +1,6 @@
+import hashlib
+import secrets
+from datetime import timedelta
 from zoneinfo import available_timezones
 
 from django.contrib.auth.models import AbstractUser
@@ -156,3 +159,48 @@ class AccessToken(models.Model):
     def is_usable(self, at) -> bool:
         """Not revoked and not expired at `at`: the rule of time, read from the row."""
         return self.revoked_at is None and at < self.expires_at
+
+    # What SCIM and API tokens share: the secret, its hash, the expiry rule, the use noted.
+    SHOWN_AFTER_PREFIX = 5  # characters of the secret shown after its kind's prefix
+
+    @staticmethod
+    def hash_secret(secret: str) -> str:
+        return hashlib.sha256(secret.encode()).hexdigest()
+
+    @staticmethod
+    def bearer_secret(authorization: str | None) -> str:
+        """The secret of an `Authorization: Bearer <secret>` header, or "" for anything else."""
+        scheme, _, secret = (authorization or "").strip().partition(" ")
+        return secret.strip() if scheme.lower() == "bearer" else ""
+
+    @staticmethod
+    def expiry_problem(expires_at, *, now, max_days: int) -> str | None:
+        """Why a token may not expire then (in the past, or later than `max_days` from now)."""
+        latest = now + timedelta(days=max_days)
+        if expires_at <= now:
+            return "The expiry must be in the future."
+        if expires_at > latest:
+            return f"A token lasts at most {max_days} days (until {latest:%Y-%m-%d})."
+        return None
+
+    @classmethod
+    def issue(cls, *, kind: str, secret_prefix: str, **fields) -> tuple["AccessToken", str]:
+        """A new token of `kind` and its secret (`secret_prefix` and 256 random bits), which
+        only the caller ever sees: the row keeps its hash and first characters."""
+        secret = secret_prefix + secrets.token_urlsafe(32)
+        token = cls.objects.create(
+            kind=kind,
+            prefix=secret[: len(secret_prefix) + cls.SHOWN_AFTER_PREFIX],
+            secret_hash=cls.hash_secret(secret),
+            **fields,
+        )
+        return token, secret
+
+    def note_use(self, now, interval: timedelta) -> bool:
+        """Move last_used_at to `now` unless it moved within `interval`: True when this call
+        moved it (a conditional update, so of concurrent requests one says so)."""
+        stale = models.Q(last_used_at__isnull=True) | models.Q(last_used_at__lte=now - interval)
+        moved = bool(AccessToken.objects.filter(stale, pk=self.pk).update(last_used_at=now))
+        if moved:
+            self.last_used_at = now
+        return moved

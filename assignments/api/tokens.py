@@ -15,15 +15,12 @@ dead token all night writes a row a minute, not a row a request. An unknown secr
 audited: anyone can send one, and it names nothing.
 """
 
-import hashlib
-import secrets
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from assignments import authz
@@ -33,13 +30,8 @@ from pim_portal.models import AccessToken
 from pim_portal.params import positive_int
 
 SECRET_PREFIX = "pim_api_"
-PREFIX_SHOWN = 13  # "pim_api_" and five characters of the secret
 USE_AUDIT_INTERVAL = timedelta(minutes=1)
 NAME_MAX_LENGTH = 100
-
-
-def _hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def api_tokens():
@@ -104,23 +96,17 @@ def api_token_create(
         problems["name"] = [f"You already have a token named {name!r}: revoke it or pick another."]
     if expires_at is None:
         expires_at = now + timedelta(days=settings.API_TOKEN_DEFAULT_DAYS)
-    latest = now + timedelta(days=settings.API_TOKEN_MAX_DAYS)
-    if expires_at <= now:
-        problems["expires_at"] = ["The expiry must be in the future."]
-    elif expires_at > latest:
-        problems["expires_at"] = [
-            f"A token lasts at most {settings.API_TOKEN_MAX_DAYS} days (until {latest:%Y-%m-%d})."
-        ]
+    late = AccessToken.expiry_problem(expires_at, now=now, max_days=settings.API_TOKEN_MAX_DAYS)
+    if late:
+        problems["expires_at"] = [late]
     if problems:
         raise ValidationError(problems)
-    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
     with transaction.atomic():
-        token = AccessToken.objects.create(
-            name=name,
+        token, secret = AccessToken.issue(
             kind=AccessToken.Kind.API,
+            secret_prefix=SECRET_PREFIX,
+            name=name,
             owner=owner,
-            prefix=secret[:PREFIX_SHOWN],
-            secret_hash=_hash(secret),
             created_by=actor.user,
             created_at=now,
             expires_at=expires_at,
@@ -174,15 +160,14 @@ class TokenRefused(Exception):
 def authenticate(authorization: str | None) -> AccessToken:
     """The usable API token an Authorization header presents (its owner loaded), or
     TokenRefused. See the module's docstring for what is audited."""
-    scheme, _, secret = (authorization or "").strip().partition(" ")
-    secret = secret.strip()
-    if scheme.lower() != "bearer" or not secret:
+    secret = AccessToken.bearer_secret(authorization)
+    if not secret:
         raise TokenRefused(
             "A bearer token is required (Authorization: Bearer <token>).", presented=False
         )
     token = (
         AccessToken.objects.select_related("owner")
-        .filter(secret_hash=_hash(secret), kind=AccessToken.Kind.API)
+        .filter(secret_hash=AccessToken.hash_secret(secret), kind=AccessToken.Kind.API)
         .first()
     )
     if token is None:
@@ -225,13 +210,11 @@ def _note_refusal(token: AccessToken, why: str, now: datetime) -> None:
 def _note_use(token: AccessToken, now: datetime) -> None:
     """Move last_used_at and audit the use, at most once a minute per token (a conditional
     update, so that concurrent requests write one event)."""
-    stale = Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - USE_AUDIT_INTERVAL)
     with transaction.atomic():
-        if AccessToken.objects.filter(stale, pk=token.pk).update(last_used_at=now):
+        if token.note_use(now, USE_AUDIT_INTERVAL):
             audit_log.record(
                 action="pim.api_token.used",
                 actor=Actor.of(token.owner),
                 target=token,
                 message=f"API token {token.name!r} used.",
             )
-            token.last_used_at = now

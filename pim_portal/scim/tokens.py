@@ -12,14 +12,11 @@ rows of reads; every change made through SCIM is audited by the service that mak
 token named as the actor.
 """
 
-import hashlib
-import secrets
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from assignments import authz
@@ -28,12 +25,7 @@ from pim_portal.actor import Actor
 from pim_portal.models import AccessToken
 
 SECRET_PREFIX = "pim_scim_"
-PREFIX_SHOWN = 14  # "pim_scim_" and five characters of the secret
 USE_AUDIT_INTERVAL = timedelta(minutes=1)
-
-
-def _hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def actor_of(token: AccessToken) -> Actor:
@@ -68,22 +60,16 @@ def token_create(
         problems["name"] = [f"A token named {name!r} is already in use: revoke it or pick another."]
     if expires_at is None:
         expires_at = now + timedelta(days=settings.SCIM_TOKEN_DEFAULT_DAYS)
-    latest = now + timedelta(days=settings.SCIM_TOKEN_MAX_DAYS)
-    if expires_at <= now:
-        problems["expires_at"] = ["The expiry must be in the future."]
-    elif expires_at > latest:
-        problems["expires_at"] = [
-            f"A token lasts at most {settings.SCIM_TOKEN_MAX_DAYS} days (until {latest:%Y-%m-%d})."
-        ]
+    late = AccessToken.expiry_problem(expires_at, now=now, max_days=settings.SCIM_TOKEN_MAX_DAYS)
+    if late:
+        problems["expires_at"] = [late]
     if problems:
         raise ValidationError(problems)
-    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
     with transaction.atomic():
-        token = AccessToken.objects.create(
-            name=name,
+        token, secret = AccessToken.issue(
             kind=AccessToken.Kind.SCIM,
-            prefix=secret[:PREFIX_SHOWN],
-            secret_hash=_hash(secret),
+            secret_prefix=SECRET_PREFIX,
+            name=name,
             created_by=actor.user,
             created_at=now,
             expires_at=expires_at,
@@ -130,11 +116,10 @@ def authenticate(authorization: str | None, *, ip: str | None = None) -> AccessT
     A refusal of a token that exists (expired, revoked) is audited; an unknown one is not
     (anyone can send one, and it names nothing).
     """
-    scheme, _, secret = (authorization or "").strip().partition(" ")
-    secret = secret.strip()
-    if scheme.lower() != "bearer" or not secret:
+    secret = AccessToken.bearer_secret(authorization)
+    if not secret:
         raise TokenRefused("A bearer token is required.")
-    token = AccessToken.objects.filter(secret_hash=_hash(secret)).first()
+    token = AccessToken.objects.filter(secret_hash=AccessToken.hash_secret(secret)).first()
     if token is None or token.kind != AccessToken.Kind.SCIM:
         raise TokenRefused("The bearer token is not valid.")
     now = timezone.now()
@@ -154,8 +139,6 @@ def authenticate(authorization: str | None, *, ip: str | None = None) -> AccessT
 def _note_use(token: AccessToken, now: datetime) -> None:
     """Move last_used_at and audit the use, at most once a minute per token (a conditional
     update, so that concurrent requests write one event)."""
-    stale = Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - USE_AUDIT_INTERVAL)
     with transaction.atomic():
-        if AccessToken.objects.filter(stale, pk=token.pk).update(last_used_at=now):
+        if token.note_use(now, USE_AUDIT_INTERVAL):
             audit_log.record(action="pim.scim.token_used", actor=actor_of(token), target=token)
-            token.last_used_at = now
