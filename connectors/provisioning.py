@@ -70,7 +70,7 @@ def open_target(connector: Connector) -> Target:
 
 def backoff(attempts: int) -> timedelta:
     """5 s, 10 s, 20 s ... doubling, at most CONNECTOR_RETRY_MAX_SECONDS (10 minutes)."""
-    ceiling = getattr(settings, "CONNECTOR_RETRY_MAX_SECONDS", 600)
+    ceiling = settings.CONNECTOR_RETRY_MAX_SECONDS
     return timedelta(seconds=min(5 * 2 ** max(attempts - 1, 0), ceiling))
 
 

@@ -37,10 +37,6 @@ from connectors.webhooks import secrets
 
 logger = logging.getLogger(__name__)
 
-# Standard Webhooks' suggested schedule: immediately, then 5 s, 5 min, 30 min, 2 h, 5 h,
-# 10 h and 10 h after each failure (eight tries in about a day and a day).
-DEFAULT_RETRY_SCHEDULE = [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
-DEFAULT_TIMEOUT = 5.0
 # Deliveries one worker sends side by side in one batch (each in its own thread).
 SEND_BATCH = 10
 EXCERPT_CHARS = 500
@@ -48,13 +44,13 @@ USER_AGENT = "PIM-Portal-Webhooks/1"
 
 
 def retry_schedule() -> list[float]:
-    """Seconds to wait before each try: the first for the first try, and so on."""
-    delays = getattr(settings, "WEBHOOK_RETRY_SCHEDULE", None) or DEFAULT_RETRY_SCHEDULE
-    return [max(0.0, float(delay)) for delay in delays]
+    """Seconds to wait before each try: the first for the first try, and so on (settings:
+    Standard Webhooks' schedule, eight tries in about a day and a day)."""
+    return [float(delay) for delay in settings.WEBHOOK_RETRY_SCHEDULE]
 
 
 def send_timeout() -> float:
-    return float(getattr(settings, "WEBHOOK_TIMEOUT", DEFAULT_TIMEOUT))
+    return float(settings.WEBHOOK_TIMEOUT)
 
 
 def lease() -> timedelta:
