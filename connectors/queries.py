@@ -13,7 +13,7 @@ from datetime import datetime
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.cache import cache
-from django.db.models import Q
+from django.db.models import Count, Q
 
 from assignments.choices import ancestor_paths
 from assignments.models import Assignment
@@ -134,8 +134,6 @@ def mappings_covering(assignments: list[Assignment]) -> dict[int, list[Mapping]]
 
 def status_counts(mapping_ids) -> dict[int, dict[str, int]]:
     """{mapping: {state: how many users}} in one query, for the connector pages."""
-    from django.db.models import Count
-
     counts: dict[int, dict[str, int]] = {pk: {} for pk in mapping_ids}
     rows = (
         Provisioning.objects.filter(mapping__in=mapping_ids)
@@ -146,18 +144,6 @@ def status_counts(mapping_ids) -> dict[int, dict[str, int]]:
     for mapping, state, n in rows:
         counts[mapping][state] = n
     return counts
-
-
-def user_statuses(user, role_scope_pairs=None) -> list[Provisioning]:
-    """The user's provisioning rows that say something (not deprovisioned), with their
-    mapping's connector, role and scope: for My roles and the request page."""
-    rows = (
-        Provisioning.objects.filter(user=user)
-        .exclude(state=ProvisioningState.DEPROVISIONED)
-        .select_related("mapping__connector", "mapping__role", "mapping__scope")
-        .order_by("mapping__connector__display_name", "mapping__target")
-    )
-    return list(rows)
 
 
 def assignment_statuses(assignments) -> dict:
