@@ -9,14 +9,12 @@ never the password, so `secret_ref` is shown as it is.
 """
 
 from django import forms
-from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.contrib import admin
 from django.db import transaction
-from django.http import HttpResponseRedirect
 
 import connectors.webhooks.admin  # noqa: F401  (the webhooks' models, read-only)
 from assignments import authz
-from assignments.admin import ReadOnly, SuperuserOnly
+from assignments.admin import ReadOnly, RefusalsAsMessages, SuperuserOnly
 from connectors import secrets, services
 from connectors.forms import json_safe
 from connectors.models import Connector, DriftFinding, Mapping, Provisioning
@@ -24,7 +22,7 @@ from connectors.services import CONNECTION_FIELDS
 from connectors.targets import TargetError, kind, kind_choices
 
 
-class ServicesDecide(SuperuserOnly):
+class ServicesDecide(RefusalsAsMessages, SuperuserOnly):
     """Superusers who may manage connectors (as the services check) change them; the other
     superusers see them read-only. A service's refusal (a mapping's object missing in the
     target) is a message, and nothing is written (the admin's view runs in one transaction)."""
@@ -44,23 +42,6 @@ class ServicesDecide(SuperuserOnly):
     def has_delete_permission(self, request, obj=None):
         return self._may_manage(request)
 
-    def _refused(self, request, refusal: ValidationError):
-        for text in refusal.messages:
-            self.message_user(request, text, messages.ERROR)
-        return HttpResponseRedirect(request.get_full_path())
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except ValidationError as refusal:
-            return self._refused(request, refusal)
-
-    def delete_view(self, request, object_id, extra_context=None):
-        try:
-            return super().delete_view(request, object_id, extra_context)
-        except ValidationError as refusal:
-            return self._refused(request, refusal)
-
     def get_deleted_objects(self, objs, request):
         # What goes with a connector or mapping (mappings, provisioning rows, findings) is
         # counted in its audit event; the read-only models need no delete permission of their own.
@@ -76,18 +57,7 @@ class ConnectorAdminForm(forms.ModelForm):
 
     class Meta:
         model = Connector
-        fields = [
-            "name",
-            "display_name",
-            "kind",
-            "enabled",
-            "host",
-            "port",
-            "username",
-            "secret_ref",
-            "options",
-            "timeout",
-        ]
+        fields = ["name", *CONNECTION_FIELDS]
 
     def clean_secret_ref(self) -> str:
         ref = (self.cleaned_data.get("secret_ref") or "").strip()
