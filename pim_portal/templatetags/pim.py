@@ -1,10 +1,12 @@
 """Template helpers: dates in the viewer's time zone with the zone named, durations in words."""
 
+import html
 from datetime import datetime, timedelta
 
 from django import template
+from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from pim_portal.humanize import duration_words, when
@@ -23,16 +25,38 @@ register.filter("when", when)
 @register.simple_tag
 def select_options(choices, selected=None) -> str:
     """The <option>s of (value, label) pairs, the selected one marked: written here, since a
-    filter menu of a hundred options cost several ms as a template loop."""
+    filter menu of a hundred options cost several ms as a template loop (and still one ms
+    through format_html)."""
     chosen = "" if selected is None else str(selected)
-    return format_html_join(
-        "",
-        '<option value="{}"{}>{}</option>',
-        (
-            (value, mark_safe(" selected") if str(value) == chosen else "", label)
-            for value, label in choices
-        ),
-    )
+    options = []
+    for value, label in choices:
+        value = str(value)
+        mark = " selected" if value == chosen else ""
+        options.append(f'<option value="{_escape(value)}"{mark}>{_escape(label)}</option>')
+    return mark_safe("".join(options))  # noqa: S308 (each value and label escaped above)
+
+
+def _escape(text) -> str:
+    """conditional_escape without its lazy wrapper: text already safe stays as it is."""
+    return text.__html__() if hasattr(text, "__html__") else html.escape(str(text))
+
+
+# `{% url name pk %}` costs about 0.1 ms; a page of 25 rows with three links each spent several
+# ms reversing. `pk_url` reverses once per URL name (and URLconf and script prefix) and fills
+# in each row's id.
+_MARKER = 918273645
+_URL_SHAPES: dict[tuple, tuple[str, str]] = {}
+
+
+@register.filter
+def pk_url(pk, name: str) -> str:
+    """`{% url name pk %}` for a URL whose only argument is an integer id."""
+    key = (get_urlconf(), get_script_prefix(), name)
+    shape = _URL_SHAPES.get(key)
+    if shape is None:
+        head, _, tail = reverse(name, args=[_MARKER]).partition(str(_MARKER))
+        shape = _URL_SHAPES[key] = (head, tail)
+    return f"{shape[0]}{int(pk)}{shape[1]}"
 
 
 @register.filter
