@@ -17,8 +17,10 @@ cancel or the lapse end in exactly one outcome, one audit event per decision.
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -200,6 +202,69 @@ def inbox_item(request: RoleRequest, grants: authz.Grants) -> InboxItem:
         approvals=request.approval_count,
         decided_by_me=request.decided_by_me,
     )
+
+
+class InboxRow(NamedTuple):
+    """What the inbox's menus, counts and pages are made of, for each of its requests."""
+
+    pk: int
+    role: int
+    scope: int
+    requester: int | None
+    can_decide: bool
+
+
+def inbox_rows(requests) -> list[InboxRow]:
+    """Every request of `inbox_requests`, in its order, as five small columns: one query."""
+    columns = ("pk", "role_id", "scope_id", "requested_by_id", "can_decide")
+    return [InboxRow(*row) for row in requests.values_list(*columns)]
+
+
+def inbox_page(user, rows: list[InboxRow], grants: authz.Grants) -> list[InboxItem]:
+    """The inbox items of some of its `rows` (a page), in their order. The rows were chosen by
+    `inbox_requests`' condition already: the requests are read by id, with only what a row
+    shows (the approvals so far, the user's own decision) computed for each."""
+    if not rows:
+        return []
+    approvals = (
+        ApprovalDecision.objects.filter(request=OuterRef("pk"), decision=Decision.APPROVE)
+        .values("request")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    requests = (
+        RoleRequest.objects.filter(pk__in=[row.pk for row in rows])
+        .annotate(
+            decided_by_me=Exists(_decided_by(user)),
+            approval_count=Coalesce(Subquery(approvals), 0),
+        )
+        .select_related("role", "scope", "principal_group")
+        .order_by()  # the rows' order
+    )
+    by_pk = {request.pk: request for request in requests}
+    _with_people(by_pk.values())
+    return [
+        InboxItem(
+            request=by_pk[row.pk],
+            can_decide=row.can_decide,
+            can_cancel=grants.can_manage_directory(),
+            approvals=by_pk[row.pk].approval_count,
+            decided_by_me=by_pk[row.pk].decided_by_me,
+        )
+        for row in rows
+        if row.pk in by_pk
+    ]
+
+
+def _with_people(requests) -> None:
+    """Each request's requester and principal, from one query (mostly the same person)."""
+    wanted = {pk for r in requests for pk in (r.principal_user_id, r.requested_by_id) if pk}
+    people = get_user_model().objects.in_bulk(wanted) if wanted else {}
+    for request in requests:
+        if (principal := people.get(request.principal_user_id)) is not None:
+            request.principal_user = principal
+        if (requester := people.get(request.requested_by_id)) is not None:
+            request.requested_by = requester
 
 
 def inbox_items(user, grants: authz.Grants | None = None, now: datetime | None = None):
