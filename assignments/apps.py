@@ -14,9 +14,15 @@ class AssignmentsConfig(AppConfig):
         register_due_work()
 
         from django.contrib.auth import get_user_model
-        from django.db.models.signals import m2m_changed
+        from django.db.models.signals import m2m_changed, post_delete, post_save
 
+        from assignments import counts, signals
+        from assignments.models import Assignment
         from assignments.receivers import group_membership_changed
+
+        post_save.connect(counts.forget, sender=Assignment, dispatch_uid="counts.saved")
+        post_delete.connect(counts.forget, sender=Assignment, dispatch_uid="counts.deleted")
+        signals.assignments_changed.connect(counts.forget, dispatch_uid="counts.bulk")
 
         m2m_changed.connect(
             group_membership_changed,

@@ -279,6 +279,28 @@ GUARDIAN_MONKEY_PATCH_USER = False
 
 OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "PIM Portal")
 
+# The cache keeps what pages count for a moment (the approvals badge, a role's tab counts, the
+# dashboard's counts) and the API's refusal limit. Empty: each process's own memory, which
+# forgets only what its own process wrote; with several web or worker processes, a Redis
+# database shared by all (its own: clearing a cache empties its whole database).
+CACHE_URL = env_str("CACHE_URL", "")
+if CACHE_URL:
+    if not CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured(
+            f"CACHE_URL={CACHE_URL!r} is not a Redis URL (redis://host:port/db, rediss:// or "
+            "unix://)."
+        )
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "pim_portal"),
+        }
+    }
+# Counts of a role's assignments are kept at most this long (they are also forgotten on every
+# write and when an end passes); the approvals badge, PIM_APPROVALS_BADGE_SECONDS.
+PIM_ASSIGNMENT_COUNTS_SECONDS = env_int("PIM_ASSIGNMENT_COUNTS_SECONDS", 30)
+
 # django-q2: the ORM broker by default, Redis when REDIS_URL is set.
 REDIS_URL = env_str("REDIS_URL", "")
 Q_CLUSTER = {

@@ -7,13 +7,14 @@ querysets restricted to what the viewer may see, and changes things only through
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Min, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from assignments import authz, extensions, queries, services
+from assignments import counts as assignment_counts
 from assignments.catalog import Perm
 from assignments.forms.manage import (
     AssignmentAddForm,
@@ -150,13 +151,20 @@ def _role_rows(role: Role, above: list[int], tab: str, q: str, now):
         rows = rows.filter(_principal_filter(q))
     # Canceled before they started (end == start): never in force, neither listed nor counted.
     rows = rows.exclude(end=F("start"))
+
     # Counted on role_id (never NULL), a column of the index the filters use, so that
-    # PostgreSQL counts from the index alone (assignment_role_scope_counts).
-    counts = rows.aggregate(
-        eligible=Count("role", filter=Q(kind=AssignmentKind.ELIGIBLE) & ~Q(end__lte=now)),
-        active=Count("role", filter=Q(kind=AssignmentKind.ACTIVE) & ~Q(end__lte=now)),
-        expired=Count("role", filter=Q(end__lte=now)),
-    )
+    # PostgreSQL counts from the index alone (assignment_role_scope_counts); kept while they
+    # cannot change (assignments.counts), a search's counted afresh.
+    def count():
+        return rows.aggregate(
+            eligible=Count("role", filter=Q(kind=AssignmentKind.ELIGIBLE) & ~Q(end__lte=now)),
+            active=Count("role", filter=Q(kind=AssignmentKind.ACTIVE) & ~Q(end__lte=now)),
+            expired=Count("role", filter=Q(end__lte=now)),
+            next_change=Min("end", filter=Q(end__gt=now)),
+        )
+
+    key = f"role:{role.pk}:at:{'-'.join(map(str, above))}"
+    counts = count() if q else assignment_counts.kept(key, now, count)
     if tab == "expired":
         return rows.ended(now), "end", counts
     return rows.not_ended(now).filter(kind=tab), "start", counts
@@ -177,6 +185,7 @@ def _role_page(request, role: Role, scope: Scope):
         per_page=PAGE_SIZE,
         count=counts[tab],
     )
+    queries.attach_people(page_obj.object_list, "principal_user", "created_by")
     provisioning = extensions.provisioning_statuses(page_obj)
     for assignment in page_obj:
         assignment.membership = membership_text(assignment, scope)

@@ -192,6 +192,36 @@ def test_sign_in_throttle_below_one_stops_the_portal(name):
     assert f"{name}=0 must be at least 1" in result.stderr
 
 
+def _redis_reachable() -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _redis_reachable(), reason="needs Redis on 127.0.0.1:6379")
+def test_cache_url_shares_the_cache_in_redis():
+    env = _production_env(CACHE_URL="redis://127.0.0.1:6379/13", CACHE_KEY_PREFIX="pim_test")
+    script = "from django.core.cache import cache; cache.set('{0}', 'kept', 60); print('set')"
+    assert _last_line(_manage("shell", "-c", script.format("shared"), env=env)) == ["set"]
+    read = (
+        "from django.core.cache import caches; cache = caches['default'];"
+        "print(type(cache).__name__, cache.get('shared'));"
+        "cache.delete('shared')"
+    )
+    result = _manage("shell", "-c", read, env=env)  # another process
+    assert _last_line(result) == ["RedisCache", "kept"], result.stderr
+
+
+def test_a_cache_url_that_is_not_redis_stops_the_portal():
+    result = _manage("check", env=_production_env(CACHE_URL="memcached://127.0.0.1:11211"))
+    assert result.returncode != 0
+    assert "CACHE_URL='memcached://127.0.0.1:11211' is not a Redis URL" in result.stderr
+
+
 def test_env_seconds_list_reads_a_retry_schedule(monkeypatch):
     monkeypatch.setenv("WEBHOOK_RETRY_SCHEDULE", "0, 5,300")
     assert env_seconds_list("WEBHOOK_RETRY_SCHEDULE", [1]) == [0, 5, 300]

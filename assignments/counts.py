@@ -1,0 +1,58 @@
+"""Counts that pages show beside a list of assignments (a role's tab labels), kept in the cache
+while they cannot change.
+
+Counting the 36,000 members of a busy role, even from an index alone, costs more than the page
+of 25 rows they head, on every load. A count of assignments changes in two ways only: a write
+of assignments, or the clock passing an end. So a kept count carries the next end after the
+moment it was counted and is used only until then, and every write of assignments (save,
+delete, and the bulk writes' `assignments_changed`) forgets every kept count at once, after
+commit, by moving a generation number. What a page shows is the count it would have counted.
+Counts never decide access.
+"""
+
+import uuid
+from datetime import datetime
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+
+GENERATION_KEY = "pim:assignment-counts:generation"
+
+
+def _seconds() -> int:
+    return getattr(settings, "PIM_ASSIGNMENT_COUNTS_SECONDS", 30)
+
+
+def kept(key: str, now: datetime, count) -> dict:
+    """`count()` (a dict of counts with `next_change`: the first end after `now` among the
+    rows counted, or None), kept under `key` until then, or until any write of assignments,
+    or for PIM_ASSIGNMENT_COUNTS_SECONDS (30; 0 counts on every load) at most: with each
+    process's own cache (no CACHE_URL), a write made by another process is seen then."""
+    seconds = _seconds()
+    if seconds <= 0:
+        return count()
+    generation = cache.get(GENERATION_KEY)
+    if generation is None:
+        generation = uuid.uuid4().hex
+        cache.add(GENERATION_KEY, generation, None)
+        generation = cache.get(GENERATION_KEY, generation)
+    full_key = f"pim:assignment-counts:{generation}:{key}"
+    counts = cache.get(full_key)
+    if counts is None or (counts["next_change"] is not None and counts["next_change"] <= now):
+        counts = count()
+        cache.set(full_key, counts, seconds)
+    return counts
+
+
+def _new_generation() -> None:
+    cache.set(GENERATION_KEY, uuid.uuid4().hex, None)
+
+
+def forget(**kwargs) -> None:
+    """Every kept count is forgotten once the current transaction commits (a receiver): once
+    per transaction, however many assignments it writes."""
+    connection = transaction.get_connection()
+    pending = connection.run_on_commit if connection.in_atomic_block else ()
+    if not any(callback is _new_generation for _, callback, _ in pending):
+        transaction.on_commit(_new_generation)
