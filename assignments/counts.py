@@ -10,6 +10,7 @@ commit, by moving a generation number. What a page shows is the count it would h
 Counts never decide access.
 """
 
+import hashlib
 import uuid
 from datetime import datetime
 
@@ -37,7 +38,8 @@ def kept(key: str, now: datetime, count) -> dict:
         generation = uuid.uuid4().hex
         cache.add(GENERATION_KEY, generation, None)
         generation = cache.get(GENERATION_KEY, generation)
-    full_key = f"pim:assignment-counts:{generation}:{key}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:40]
+    full_key = f"pim:assignment-counts:{generation}:{digest}"
     counts = cache.get(full_key)
     if counts is None or (counts["next_change"] is not None and counts["next_change"] <= now):
         counts = count()

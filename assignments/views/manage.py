@@ -71,21 +71,37 @@ def _member_counts(rows: list, field: str, now, **only) -> None:
     """Set eligible_count, active_count and permanent_count (assignments in force) on each of
     `rows` (roles or scopes: `field` is "role" or "scope"), from one aggregate over the rows
     of this page alone, after paging: counted on role_id, so that PostgreSQL can count from
-    the index of (role, scope, kind, end, start)."""
+    the index of (role, scope, kind, end, start); kept while they cannot change (the next
+    start or end among them, or a write: assignments.counts)."""
+    ids = [r.pk for r in rows]
     in_force = Q(start__lte=now) & (Q(end__isnull=True) | Q(end__gt=now))
     eligible, active = Q(kind=AssignmentKind.ELIGIBLE), Q(kind=AssignmentKind.ACTIVE)
-    counts = {
-        row[f"{field}_id"]: row
-        for row in Assignment.objects.filter(in_force, **{f"{field}_id__in": [r.pk for r in rows]})
-        .filter(**only)
-        .order_by()
-        .values(f"{field}_id")
-        .annotate(
-            eligible_count=Count("role", filter=eligible),
-            active_count=Count("role", filter=active),
-            permanent_count=Count("role", filter=active & Q(end__isnull=True)),
+
+    def count():
+        grouped = (
+            Assignment.objects.filter(**{f"{field}_id__in": ids}, **only)
+            .exclude(end__lte=now)
+            .order_by()
+            .values(f"{field}_id")
+            .annotate(
+                eligible_count=Count("role", filter=in_force & eligible),
+                active_count=Count("role", filter=in_force & active),
+                permanent_count=Count("role", filter=in_force & active & Q(end__isnull=True)),
+                next_start=Min("start", filter=Q(start__gt=now)),
+                next_end=Min("end"),
+            )
         )
-    }
+        found = {row.pop(f"{field}_id"): row for row in grouped}
+        changes = [
+            moment
+            for row in found.values()
+            for moment in (row.pop("next_start"), row.pop("next_end"))
+            if moment is not None
+        ]
+        return {"rows": found, "next_change": min(changes, default=None)}
+
+    key = f"{field}:{sorted(only.items())}:{'-'.join(map(str, ids))}"
+    counts = assignment_counts.kept(key, now, count)["rows"]
     for row in rows:
         found = counts.get(row.pk, {})
         for name in ("eligible_count", "active_count", "permanent_count"):

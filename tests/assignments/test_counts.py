@@ -120,3 +120,31 @@ def test_with_no_seconds_every_load_counts(pra, readers, settings):
     settings.PIM_ASSIGNMENT_COUNTS_SECONDS = 0
     tab_counts(pra)
     assert tab_counts(pra)[1] == 1
+
+
+def directory_counts(user) -> tuple[dict, int]:
+    """(Reader's eligible, active and permanent counts on Directory roles, aggregates run)."""
+    client = signed_in(user)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(reverse("assignments:directory_roles"), {"q": "Reader"})
+    row = next(r for r in response.context["page_obj"].object_list if r.name == READER)
+    counted = sum('COUNT("assignments_assignment"."role_id")' in q["sql"] for q in queries)
+    return (row.eligible_count, row.active_count, row.permanent_count), counted
+
+
+def test_member_counts_count_again_when_a_scheduled_start_passes(pra, clock):
+    assign(make_user("ann"), READER, start=T0 + timedelta(seconds=10))  # active, upcoming
+    assign(make_user("bob"), READER, kind=AssignmentKind.ELIGIBLE)
+    assert directory_counts(pra) == ((1, 0, 0), 1)
+    clock.move_to(T0 + timedelta(seconds=9))
+    assert directory_counts(pra) == ((1, 0, 0), 0)  # kept: nothing starts or ends before
+    clock.move_to(T0 + timedelta(seconds=11))
+    assert directory_counts(pra) == ((1, 1, 0), 1)
+
+
+def test_member_counts_count_again_when_an_end_passes(pra, clock):
+    assign(make_user("ann"), READER, end=T0 + timedelta(seconds=10))
+    assign(make_user("bob"), READER, permanent=True)
+    assert directory_counts(pra) == ((0, 2, 1), 1)
+    clock.move_to(T0 + timedelta(seconds=11))
+    assert directory_counts(pra) == ((0, 1, 1), 1)
