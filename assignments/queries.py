@@ -13,11 +13,14 @@ from assignments.models import Assignment, RolePolicy
 APPROVE_PERMISSION = "approve_rolepolicy"
 
 
-def attach_people(rows, *fields: str) -> None:
-    """Set the user foreign keys `fields` of every row from one query: the same people recur
-    (the principal is often who made the row), and each prefetch is a query of its own."""
-    wanted = {getattr(row, f"{name}_id") for row in rows for name in fields} - {None}
-    people = get_user_model().objects.in_bulk(wanted) if wanted else {}
+def attach_people(rows, *fields: str, known=()) -> None:
+    """Set the user foreign keys `fields` of every row from one query (none for the `known`
+    users, such as the viewer): the same people recur (the principal is often who made the
+    row), and each prefetch is a query of its own."""
+    people = {user.pk: user for user in known}
+    wanted = {getattr(row, f"{name}_id") for row in rows for name in fields} - {None, *people}
+    if wanted:
+        people.update(get_user_model().objects.in_bulk(wanted))
     for row in rows:
         for name in fields:
             if (person := people.get(getattr(row, f"{name}_id"))) is not None:

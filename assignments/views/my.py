@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from assignments import authz, extensions, services
+from assignments import authz, extensions, queries, services
 from assignments.forms.my import (
     MAX_BULK,
     ActivateForm,
@@ -384,12 +384,18 @@ def my_requests(request):
     """The requests about the signed-in user, newest first: theirs, and what administrators
     did to their assignments. What administrators did for others is on the role pages."""
     status = choice(request.GET.get("status"), RequestStatus.values, "")
-    rows = RoleRequest.objects.about(request.user).for_page()
+    # RoleRequest.for_page() but its people: the viewer, and whoever asked, in one query.
+    rows = (
+        RoleRequest.objects.about(request.user)
+        .select_related("role", "scope")
+        .prefetch_related("principal_group", "target_assignment", "result_assignment")
+    )
     if status:
         rows = rows.with_status(status)
     page = Paginator(rows.order_by("-created_at", "-pk"), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
+    queries.attach_people(page.object_list, "principal_user", "requested_by", known=[request.user])
     return render(
         request,
         "assignments/my_requests.html",
