@@ -20,7 +20,6 @@ from datetime import datetime
 from typing import NamedTuple
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -51,7 +50,7 @@ from approvals.authz import (
     require_may_decide,
 )
 from approvals.models import ApprovalDecision, Decision
-from assignments import authz
+from assignments import authz, queries
 from assignments import services as assignment_services
 from assignments.models import (
     AssignmentKind,
@@ -162,17 +161,11 @@ def inbox_requests(user, grants: authz.Grants | None = None, now: datetime | Non
         )
         if not grants.can_manage_directory():
             requests = requests.filter(condition & ~Q(mine))
-    approvals = (
-        ApprovalDecision.objects.filter(request=OuterRef("pk"), decision=Decision.APPROVE)
-        .values("request")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
     return (
         requests.annotate(
             can_decide=can_decide,
             decided_by_me=mine,
-            approval_count=Coalesce(Subquery(approvals), 0),
+            approval_count=_approvals_so_far(),
         )
         # Role and scope joined, the people fetched for the page's rows: a join of six tables
         # cost PostgreSQL more to plan than to run.
@@ -204,6 +197,17 @@ def inbox_item(request: RoleRequest, grants: authz.Grants) -> InboxItem:
     )
 
 
+def _approvals_so_far():
+    """The approvals a request has had so far, as an annotation."""
+    approvals = (
+        ApprovalDecision.objects.filter(request=OuterRef("pk"), decision=Decision.APPROVE)
+        .values("request")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(approvals), 0)
+
+
 class InboxRow(NamedTuple):
     """What the inbox's menus, counts and pages are made of, for each of its requests."""
 
@@ -226,23 +230,17 @@ def inbox_page(user, rows: list[InboxRow], grants: authz.Grants) -> list[InboxIt
     shows (the approvals so far, the user's own decision) computed for each."""
     if not rows:
         return []
-    approvals = (
-        ApprovalDecision.objects.filter(request=OuterRef("pk"), decision=Decision.APPROVE)
-        .values("request")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
     requests = (
         RoleRequest.objects.filter(pk__in=[row.pk for row in rows])
         .annotate(
             decided_by_me=Exists(_decided_by(user)),
-            approval_count=Coalesce(Subquery(approvals), 0),
+            approval_count=_approvals_so_far(),
         )
         .select_related("role", "scope", "principal_group")
         .order_by()  # the rows' order
     )
     by_pk = {request.pk: request for request in requests}
-    _with_people(by_pk.values())
+    queries.attach_people(by_pk.values(), "principal_user", "requested_by")
     return [
         InboxItem(
             request=by_pk[row.pk],
@@ -254,17 +252,6 @@ def inbox_page(user, rows: list[InboxRow], grants: authz.Grants) -> list[InboxIt
         for row in rows
         if row.pk in by_pk
     ]
-
-
-def _with_people(requests) -> None:
-    """Each request's requester and principal, from one query (mostly the same person)."""
-    wanted = {pk for r in requests for pk in (r.principal_user_id, r.requested_by_id) if pk}
-    people = get_user_model().objects.in_bulk(wanted) if wanted else {}
-    for request in requests:
-        if (principal := people.get(request.principal_user_id)) is not None:
-            request.principal_user = principal
-        if (requester := people.get(request.requested_by_id)) is not None:
-            request.requested_by = requester
 
 
 def inbox_items(user, grants: authz.Grants | None = None, now: datetime | None = None):
