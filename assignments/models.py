@@ -436,6 +436,14 @@ class Assignment(PrincipalMixin):
                 condition=Q(end_processed_at__isnull=True, end__isnull=False),
                 name="assignment_end_due",
             ),
+            # Standing access (permanent, not activated: pim_portal.insights.standing_access),
+            # counted and paged from this small index alone, on the dashboard's every load.
+            models.Index(
+                fields=["role", "id"],
+                include=["start", "principal_user"],
+                condition=Q(kind="active", end__isnull=True, activated_from__isnull=True),
+                name="assignment_standing",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -51,6 +51,12 @@ class User(AbstractUser):
             models.Index(Lower("display_name"), name="user_display_name_lower"),
             models.Index(Lower("username"), name="user_username_lower"),
             models.Index(Lower("email"), name="user_email_lower"),
+            # The few emergency access accounts, read on every dashboard and alert scan.
+            models.Index(
+                fields=["id"],
+                condition=models.Q(is_emergency_access=True),
+                name="user_emergency_access",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -161,7 +161,10 @@ def not_emergency_access():
     the emergency access alert watches. Their ids first (a handful): a join to every user to
     read the flag made PostgreSQL hash ten thousand users for each count."""
     accounts = list(
-        get_user_model().objects.filter(is_emergency_access=True).values_list("pk", flat=True)
+        get_user_model()
+        .objects.filter(is_emergency_access=True)
+        .order_by()
+        .values_list("pk", flat=True)
     )
     return ~Q(principal_user_id__in=accounts) if accounts else Q()
 
