@@ -24,6 +24,12 @@ class AssignmentsConfig(AppConfig):
         post_delete.connect(counts.forget, sender=Assignment, dispatch_uid="counts.deleted")
         signals.assignments_changed.connect(counts.forget, dispatch_uid="counts.bulk")
 
+        # A user's own counts (the dashboard's) follow their groups too.
+        m2m_changed.connect(
+            counts.forget,
+            sender=get_user_model().groups.through,
+            dispatch_uid="counts.membership",
+        )
         m2m_changed.connect(
             group_membership_changed,
             sender=get_user_model().groups.through,

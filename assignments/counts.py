@@ -33,18 +33,25 @@ def kept(key: str, now: datetime, count) -> dict:
     seconds = _seconds()
     if seconds <= 0:
         return count()
-    generation = cache.get(GENERATION_KEY)
-    if generation is None:
-        generation = uuid.uuid4().hex
-        cache.add(GENERATION_KEY, generation, None)
-        generation = cache.get(GENERATION_KEY, generation)
     digest = hashlib.sha256(key.encode()).hexdigest()[:40]
-    full_key = f"pim:assignment-counts:{generation}:{digest}"
+    full_key = f"pim:assignment-counts:{generation()}:{digest}"
     counts = cache.get(full_key)
     if counts is None or (counts["next_change"] is not None and counts["next_change"] <= now):
         counts = count()
         cache.set(full_key, counts, seconds)
     return counts
+
+
+def generation() -> str:
+    """A name for the assignments as they are: it changes after every committed write of
+    them, so whatever is kept under a key holding it is forgotten then (the dashboard keeps
+    its drawn insights so)."""
+    current = cache.get(GENERATION_KEY)
+    if current is None:
+        current = uuid.uuid4().hex
+        cache.add(GENERATION_KEY, current, None)
+        current = cache.get(GENERATION_KEY, current)
+    return current
 
 
 def _new_generation() -> None:

@@ -6,8 +6,10 @@ administer nothing see their own roles, requests, approvals and reviews.
 A fixed number of grouped queries whatever the number of users, roles or assignments (the
 reads are in pim_portal.insights). The aggregates over every assignment (people per role,
 assignments by type, activations per day) are kept for a minute (`_counted`): at 100,000
-assignments they cost about 150 ms together, too much for every load. The charts are SVG drawn
-here: no script, no library.
+assignments they cost about 150 ms together, too much for every load. The directory's
+insights are kept drawn until what they show changes (`_directory_part`), and the viewer's own
+counts until one of their roles starts or ends (`_my_counts`). The charts are SVG drawn here:
+no script, no library.
 
 Standing access is changed in bulk by `standing_access_change`, for directory administrators,
 through the assignments services (which audit each change).
@@ -26,8 +28,9 @@ from django.contrib import messages
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Case, Count, IntegerField, Q, Value, When
+from django.db.models import Case, Count, IntegerField, Max, Min, Q, Value, When
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
@@ -37,9 +40,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from alerts.models import SEVERITY_ORDER, Alert, AlertSetting, Severity
 from alerts.services import effective_thresholds
-from assignments import services
+from assignments import counts, services
 from assignments.authz import deny, request_grants
 from assignments.models import ROOT_PATH, Assignment, AssignmentKind, RoleRequest
+from assignments.queries import attach_people
 from assignments.services.standing import standing_make_eligible_many
 from audit.models import AuditEvent
 from pim_portal import insights
@@ -314,49 +318,79 @@ def type_chart(
 # --- What each viewer sees -------------------------------------------------------------------
 
 
-def _mine(user, now, *, with_total: bool) -> dict:
-    """The viewer's own counts (and, for directory viewers, every pending request)."""
-    in_force = Q(start__lte=now) & (Q(end__isnull=True) | Q(end__gt=now))
-    counts = (
-        Assignment.objects.not_ended(now)
-        .for_user(user)
-        .aggregate(
-            eligible=Count("pk", filter=Q(kind=AssignmentKind.ELIGIBLE)),
-            active=Count("pk", filter=Q(kind=AssignmentKind.ACTIVE) & in_force),
-        )
-    )
+def _mine(user, now, *, with_total: bool, known: dict | None = None) -> dict:
+    """The viewer's own counts (and, for directory viewers, every pending request), with what
+    is `known` already (the own view's lists, and the counts read from them)."""
+    mine = dict(known or {})
+    if "my_eligible" not in mine:
+        held = _my_counts(user, now)
+        mine.update(my_eligible=held["eligible"], my_active=held["active"])
     # Read from the clock: a request past its approval deadline is no longer pending.
     pending = RoleRequest.objects.pending(now)
     if with_total:
         pending = pending.aggregate(
             mine=Count("pk", filter=Q(requested_by=user)), total=Count("pk")
         )
+        mine.update(my_pending=pending["mine"], pending_total=pending["total"])
     else:
-        pending = {"mine": pending.filter(requested_by=user).count(), "total": None}
-    return {
-        "my_eligible": counts["eligible"],
-        "my_active": counts["active"],
-        "my_pending": pending["mine"],
-        "pending_total": pending["total"],
-        "my_reviews": reviewer_inbox(user),
-    }
+        if "my_pending" not in mine:
+            mine["my_pending"] = pending.filter(requested_by=user).count()
+        mine["pending_total"] = None
+    mine["my_reviews"] = reviewer_inbox(user)
+    return mine
+
+
+def _my_counts(user, now) -> dict:
+    """The user's eligible and active roles, kept (assignments.counts) until one of them
+    starts or ends, or any assignment or group membership is written."""
+
+    def count() -> dict:
+        in_force = Q(start__lte=now) & (Q(end__isnull=True) | Q(end__gt=now))
+        held = (
+            Assignment.objects.not_ended(now)
+            .for_user(user)
+            .aggregate(
+                eligible=Count("pk", filter=Q(kind=AssignmentKind.ELIGIBLE)),
+                active=Count("pk", filter=Q(kind=AssignmentKind.ACTIVE) & in_force),
+                next_start=Min("start", filter=Q(start__gt=now)),
+                next_end=Min("end", filter=Q(end__gt=now)),
+            )
+        )
+        changes = [held.pop("next_start"), held.pop("next_end")]
+        return {**held, "next_change": min(filter(None, changes), default=None)}
+
+    return counts.kept(f"mine:{user.pk}", now, count)
 
 
 def _own_view(user, now) -> dict:
-    """For people who administer nothing: their roles and their pending requests."""
-    roles = (
+    """For people who administer nothing: their roles and their pending requests, and their
+    numbers from the same rows when all of them fit on the page (most people hold a few
+    roles and wait for a few requests): a count query less for each."""
+    roles = list(
         Assignment.objects.not_ended(now)
         .for_user(user)
         .select_related("role", "scope", "principal_group")
-        .order_by("kind", "role__name", "scope__path", "pk")[:OWN_ROLES]
+        .order_by("kind", "role__name", "scope__path", "pk")[: OWN_ROLES + 1]
     )
-    requests = (
+    requests = list(
         RoleRequest.objects.pending(now)
         .filter(requested_by=user)
         .select_related("role", "scope", "principal_group")
-        .order_by("-created_at", "-pk")[:OWN_REQUESTS]
+        .order_by("-created_at", "-pk")[: OWN_REQUESTS + 1]
     )
-    return {"own_roles": list(roles), "own_requests": list(requests), "own_roles_max": OWN_ROLES}
+    view = {
+        "own_roles": roles[:OWN_ROLES],
+        "own_requests": requests[:OWN_REQUESTS],
+        "own_roles_max": OWN_ROLES,
+    }
+    if len(roles) <= OWN_ROLES:
+        view["my_eligible"] = sum(a.kind == AssignmentKind.ELIGIBLE for a in roles)
+        view["my_active"] = sum(
+            a.kind == AssignmentKind.ACTIVE and a.is_in_force(now) for a in roles
+        )
+    if len(requests) <= OWN_REQUESTS:
+        view["my_pending"] = len(requests)
+    return view
 
 
 # --- Counts over every assignment, kept for a minute ---------------------------------------
@@ -445,15 +479,16 @@ def _global_admin_thresholds() -> dict:
     return effective_thresholds(GLOBAL_ADMIN_ALERT, stored.thresholds if stored else None)
 
 
-def _alerts() -> dict:
-    by_severity = dict(
-        Alert.objects.open().order_by().values_list("severity").annotate(n=Count("pk"))
+def _alert_counts() -> dict:
+    """Open alerts by severity (the tile), and `alerts_state`: a name for the open alerts as
+    they are, which changes when one opens, changes or is resolved (for `_directory_part`)."""
+    rows = list(
+        Alert.objects.open()
+        .order_by("severity")
+        .values_list("severity")
+        .annotate(n=Count("pk"), latest=Max("updated_at"))
     )
-    rank = Case(
-        *[When(severity=s, then=Value(n)) for s, n in SEVERITY_ORDER.items()],
-        output_field=IntegerField(),
-    )
-    top = Alert.objects.open().annotate(rank=rank).order_by("rank", "-opened_at", "-pk")
+    by_severity = {severity: n for severity, n, _ in rows}
     return {
         "alerts_by_severity": [
             {
@@ -465,8 +500,17 @@ def _alerts() -> dict:
             for s in sorted(SEVERITY_ORDER, key=SEVERITY_ORDER.get)
         ],
         "alerts_open": sum(by_severity.values()),
-        "top_alerts": list(top[:TOP_ALERTS]),
+        "alerts_state": repr(rows),
     }
+
+
+def _top_alerts() -> list[Alert]:
+    rank = Case(
+        *[When(severity=s, then=Value(n)) for s, n in SEVERITY_ORDER.items()],
+        output_field=IntegerField(),
+    )
+    top = Alert.objects.open().annotate(rank=rank).order_by("rank", "-opened_at", "-pk")
+    return list(top[:TOP_ALERTS])
 
 
 def _standing(request, roles, now) -> dict:
@@ -477,6 +521,8 @@ def _standing(request, roles, now) -> dict:
     else:
         role_filter = None
     page = Paginator(rows, STANDING_PAGE_SIZE).get_page(request.GET.get("standing_page"))
+    page.object_list = list(page.object_list)
+    attach_people(page.object_list, "principal_user", "created_by")
     return {"standing_page": page, "standing_role": role_filter}
 
 
@@ -494,20 +540,58 @@ def _global_admin_insight(holders: insights.HolderCounts) -> dict:
     }
 
 
-def _directory_view(request, grants, now) -> dict:
+def _directory_insights(request, grants, now) -> dict:
     roles = insights.privileged_roles()
     holders, holders_counted_at = _counted("holders", lambda: insights.holders_per_role(roles, now))
     return {
-        **_alerts(),
         **_global_admin_insight(holders),
         **_standing(request, roles, now),
+        "top_alerts": _top_alerts(),
         "holders": holders,
         "holders_counted_at": holders_counted_at,
         "privileged_roles": roles,
+        "can_manage_directory": grants.can_manage_directory(),
+        "standing_form": StandingAccessForm(),
+    }
+
+
+def _directory_part(request, grants, now, alerts_state: str) -> str:
+    """The directory's insights (people per privileged role, the most severe alerts, Global
+    Administrators, standing access) drawn: about twenty milliseconds of reads and drawing
+    at 100,000 assignments, so the drawn part is kept like the counts (`_counted`), under a
+    key that changes with whatever it shows: any committed write of assignments (their
+    generation), any change of the open alerts, the standing access page and filter asked
+    for, the viewer's time zone and whether they may change standing access. It holds
+    nothing else of the viewer: the standing form's token is outside it (dashboard.html)."""
+    key = "\n".join(
+        [
+            counts.generation(),
+            alerts_state,
+            request.GET.urlencode(),
+            timezone.get_current_timezone_name(),
+            str(grants.can_manage_directory()),
+        ]
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:40]
+    drawn, _ = _counted(
+        f"directory:{digest}",
+        lambda: render_to_string(
+            "pim_portal/partials/dashboard_directory.html",
+            _directory_insights(request, grants, now),
+            request,
+        ),
+    )
+    return drawn
+
+
+def _directory_view(request, grants, now) -> dict:
+    alerts = _alert_counts()
+    return {
+        **alerts,
+        "directory_part": _directory_part(request, grants, now, alerts["alerts_state"]),
         "reviews_in_progress": ReviewInstance.objects.in_progress(now).count(),
         "recent_events": AuditEvent.objects.order_by("-id")[:RECENT_EVENTS],
         "can_manage_directory": grants.can_manage_directory(),
-        "standing_form": StandingAccessForm(),
     }
 
 
@@ -522,11 +606,12 @@ def dashboard(request):
         "now": now,
         "administers": administers,
         "can_view_directory": sees_directory,
-        **_mine(request.user, now, with_total=sees_directory),
     }
     if not administers:
-        context.update(_own_view(request.user, now))
+        own = _own_view(request.user, now)
+        context.update(_mine(request.user, now, with_total=False, known=own))
     else:
+        context.update(_mine(request.user, now, with_total=sees_directory))
         context.update(_charts(grants, now))
         if sees_directory:
             context.update(_directory_view(request, grants, now))
@@ -542,7 +627,7 @@ class StandingAccessForm(forms.Form):
 
     action = forms.ChoiceField(choices=[("make_eligible", "Make eligible"), ("remove", "Remove")])
     justification = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 2}),
+        widget=forms.Textarea(attrs={"rows": 2, "form": "standing-form"}),
         max_length=2000,
         label="Justification for the selected assignments",
         error_messages={"required": "Say why the standing access changes."},
@@ -553,6 +638,7 @@ class StandingAccessForm(forms.Form):
         self.helper = FormHelper()
         self.helper.layout = Layout("justification")
         self.helper.form_tag = False  # the template draws the table of checkboxes around it
+        self.helper.disable_csrf = True  # the form's token is outside the kept part
 
 
 def selected_ids(values) -> list[int]:

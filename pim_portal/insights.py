@@ -245,8 +245,7 @@ def standing_access(now: datetime | None = None, roles: list[Role] | None = None
         .filter(role_id__in=[role.pk for role in roles], end__isnull=True)
         .filter(activated_from__isnull=True)
         .filter(not_emergency_access())
-        .select_related("role")  # the people by primary key: see AssignmentQuerySet.for_page
-        .prefetch_related("principal_user", "principal_group", "created_by")
+        .select_related("role", "principal_group")  # the people: assignments.queries.attach_people
         .order_by("role_id", "pk")
     )
 

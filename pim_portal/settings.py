@@ -375,8 +375,8 @@ AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 0)
 # The audit log pages: how many event ids one page searches when only "actor contains" or
 # "principal contains" filter it (no index serves those).
 AUDIT_SCAN_WINDOW = env_int("AUDIT_SCAN_WINDOW", 100_000)
-# The dashboard's counts over every assignment are kept this long (seconds; 0: counted on
-# every load); the weekly digest mail to administrators can be turned off.
+# The dashboard's counts over every assignment, and at most its drawn insights, are kept this
+# long (seconds; 0: counted on every load); the weekly digest mail can be turned off.
 PIM_DASHBOARD_COUNTS_SECONDS = env_int("DASHBOARD_COUNTS_SECONDS", 60)
 PIM_WEEKLY_DIGEST = env_bool("WEEKLY_DIGEST", True)
 # The Approve requests badge in the navigation keeps its count this long (0: count on every

@@ -19,8 +19,9 @@
   // Disable submit buttons once a form is sent, so a double click sends one request.
   document.querySelectorAll("form").forEach(function (form) {
     form.addEventListener("submit", function () {
-      form.querySelectorAll('button[type="submit"]').forEach(function (b) {
-        window.setTimeout(function () { b.disabled = true; }, 0);
+      // form.elements: buttons outside the form tied to it by form="..." too.
+      Array.prototype.forEach.call(form.elements, function (b) {
+        if (b.type === "submit") { window.setTimeout(function () { b.disabled = true; }, 0); }
       });
     });
   });

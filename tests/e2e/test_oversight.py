@@ -11,14 +11,15 @@ from playwright.sync_api import expect
 from alerts import services as alert_services
 from alerts.models import Alert, AlertHistory, AlertStatus, Severity
 from alerts.rules import RULES
-from assignments.models import RolePolicy
+from assignments.models import Assignment, RolePolicy
 from audit import log as audit_log
 from audit.models import AuditEvent
-from tests.factories import role, root
+from tests.factories import assign, make_user, role, root
 
 pytestmark = pytest.mark.browser
 
 SECURITY_ADMINISTRATOR = "Security Administrator"
+USER_ADMINISTRATOR = "User Administrator"
 NO_MFA = RULES["no_mfa_on_activation"]
 FIXED = f"Activating {SECURITY_ADMINISTRATOR} now requires MFA."
 
@@ -139,6 +140,32 @@ def test_administrator_fixes_an_alert_from_the_dashboard(page, login, pra, no_mf
         action="pim.policy.updated", role=SECURITY_ADMINISTRATOR, actor=pra
     ).exists()
     assert AuditEvent.objects.filter(action=alert_services.REMEDIATED, actor=pra).exists()
+    assert errors == []
+
+
+# --- Standing access made eligible from the dashboard ---------------------------------------
+
+
+def test_administrator_makes_standing_access_eligible_from_the_dashboard(page, login, pra):
+    """The standing access table is drawn once and kept for every administrator; its
+    checkboxes and buttons belong to a form outside it, which holds the session's token."""
+    errors = browser_errors(page)
+    ulla = make_user("ulla", display_name="Ulla Standing")
+    standing = assign(ulla, USER_ADMINISTRATOR, permanent=True)
+
+    login(page, pra.username)
+    row = page.locator(f"#standing-access tr[data-assignment='{standing.pk}']")
+    expect(row).to_contain_text("Ulla Standing")
+    row.get_by_role("checkbox").check()
+    page.get_by_label("Justification for the selected assignments").fill("Just in time")
+    page.locator("#standing-access").get_by_role("button", name="Make eligible").click()
+
+    expect(page.get_by_role("alert").filter(has_text="Made eligible 1 standing")).to_have_count(1)
+    expect(row).to_have_count(0)  # drawn again: the write moved the assignments' generation
+    standing.refresh_from_db()
+    assert standing.end is not None
+    eligible = Assignment.objects.in_force().eligible().get(principal_user=ulla)
+    assert eligible.role.name == USER_ADMINISTRATOR
     assert errors == []
 
 
