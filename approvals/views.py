@@ -22,7 +22,8 @@ from approvals.forms import AdministratorDecisionForm, BulkDecisionForm, Decisio
 from approvals.timeline import request_timeline
 from assignments import authz
 from assignments import services as assignment_services
-from assignments.models import RequestStatus, Role, RoleRequest, Scope, ScopeKind
+from assignments.models import RequestStatus, Role, RoleRequest, Scope, scope_label
+from pim_portal.models import user_label
 
 PAGE_SIZE = 25
 BULK_RESULT_KEY = "approvals_bulk_result"
@@ -61,16 +62,6 @@ def _choices(
     return options, max(0, len(counts) - MENU_LIMIT)
 
 
-def _scope_label(name: str, kind: str) -> str:
-    """str(scope), from its columns."""
-    return name if kind == ScopeKind.ROOT else f"{ScopeKind(kind).label} {name}"
-
-
-def _user_label(display_name: str, first_name: str, last_name: str, username: str) -> str:
-    """str(user), from its columns."""
-    return display_name or f"{first_name} {last_name}".strip() or username
-
-
 def _menus(rows: list[services.InboxRow], filters: dict) -> dict:
     """The role, scope and requester menus of the inbox, from every request in it. Scopes and
     requesters are those of the chosen role's requests, so that choosing a role first narrows
@@ -84,14 +75,14 @@ def _menus(rows: list[services.InboxRow], filters: dict) -> dict:
             Counter(row.scope for row in narrowed),
             filters["scope"],
             ("name", "kind"),
-            _scope_label,
+            scope_label,
         ),
         "requesters": _choices(
             get_user_model(),
             Counter(row.requester for row in narrowed),
             filters["requester"],
             ("display_name", "first_name", "last_name", "username"),
-            _user_label,
+            user_label,
         ),
     }
     return {

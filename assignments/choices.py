@@ -20,6 +20,15 @@ class ScopeKind(models.TextChoices):
     RESOURCE = "resource", "Resource"
 
 
+SCOPE_KIND_LABELS = dict(ScopeKind.choices)
+
+
+def scope_label(name: str, kind: str) -> str:
+    """How pages name a scope (`str(scope)`), from its columns: its name, after its kind below
+    the root ("Subscription Payments"). Menus of many scopes build it without the models."""
+    return name if kind == ScopeKind.ROOT else f"{SCOPE_KIND_LABELS[kind]} {name}"
+
+
 PATH_SEGMENTS = {
     ScopeKind.MANAGEMENT_GROUP: "managementGroups",
     ScopeKind.SUBSCRIPTION: "subscriptions",

@@ -27,6 +27,7 @@ from assignments.choices import (  # noqa: F401 (re-exported: the models' vocabu
     RoleKind,
     ScopeKind,
     ancestor_paths,
+    scope_label,
 )
 
 
@@ -71,7 +72,7 @@ class Scope(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.name if self.is_root else f"{self.get_kind_display()} {self.name}"
+        return scope_label(self.name, self.kind)
 
     def save(self, *args, **kwargs):
         self.path = self.build_path()

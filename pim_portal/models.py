@@ -19,6 +19,12 @@ class Source(models.TextChoices):
     SCIM = "scim", "SCIM provisioning"
 
 
+def user_label(display_name: str, first_name: str, last_name: str, username: str) -> str:
+    """How pages name a user (`str(user)`), from its columns: menus of many people build it
+    without the model."""
+    return display_name or f"{first_name} {last_name}".strip() or username
+
+
 class User(AbstractUser):
     """A person who signs in. With Django's Group, one of the two kinds of principal."""
 
@@ -67,7 +73,7 @@ class User(AbstractUser):
         ]
 
     def __str__(self) -> str:
-        return self.display_name or self.get_full_name() or self.username
+        return user_label(self.display_name, self.first_name, self.last_name, self.username)
 
     def save(self, *args, **kwargs):
         if not self.display_name:
