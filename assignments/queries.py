@@ -28,8 +28,15 @@ def attach_people(rows, *fields: str, known=()) -> None:
 
 
 def eligible_assignments(user, at: datetime | None = None):
-    """The eligible assignments the user may activate now: directly or through a group."""
-    return Assignment.objects.in_force(at).eligible().for_user(user).with_related()
+    """The eligible assignments the user may activate now: directly or through a group. With
+    what activating reads of them (not who made them: PostgreSQL planned the join of seven
+    tables in 4 ms, for a page that reads one row)."""
+    return (
+        Assignment.objects.in_force(at)
+        .eligible()
+        .for_user(user)
+        .select_related("principal_user", "principal_group", "role", "scope")
+    )
 
 
 def policy_approvers(policy: RolePolicy) -> tuple[list, list[Group]]:
