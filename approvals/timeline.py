@@ -127,11 +127,15 @@ def _provisioning_entries(request: RoleRequest) -> list[TimelineEntry]:
     return entries
 
 
-def request_timeline(request: RoleRequest, now: datetime | None = None) -> list[TimelineEntry]:
-    """Requested, each decision with its reason, the outcome, in force and ended."""
+def request_timeline(
+    request: RoleRequest, now: datetime | None = None, decisions: list | None = None
+) -> list[TimelineEntry]:
+    """Requested, each decision with its reason, the outcome, in force and ended; `decisions`:
+    the request's decisions when the caller read them already."""
     now = now or timezone.now()
     status = request.status_at(now)
-    decisions = list(ApprovalDecision.objects.filter(request=request))
+    if decisions is None:
+        decisions = list(ApprovalDecision.objects.filter(request=request))
     entries = [
         TimelineEntry(
             at=request.created_at,

@@ -160,7 +160,10 @@ def _render_detail(request, role_request: RoleRequest, form=None, status: int = 
     grants = authz.request_grants(request)
     now = timezone.now()
     is_decider = may_decide(request.user, role_request, grants)
-    conflict = services.conflict_for(role_request, request.user, now)
+    # Read once for the timeline, the count of decisions and whether the viewer decided.
+    decisions = list(role_request.approval_decisions.all())
+    mine = next((d for d in decisions if d.approver_id == request.user.pk), None)
+    conflict = services.conflict_for(role_request, request.user, now, mine=mine)
     can_decide = is_decider and conflict is None
     can_cancel = role_request.status in (
         RequestStatus.PENDING_APPROVAL,
@@ -174,8 +177,8 @@ def _render_detail(request, role_request: RoleRequest, form=None, status: int = 
         {
             "section": "approvals",
             "req": role_request,
-            "timeline": request_timeline(role_request, now),
-            "decisions": role_request.approval_decisions.all(),
+            "timeline": request_timeline(role_request, now, decisions),
+            "decisions": decisions,
             "form": form if can_decide else None,
             "can_decide": can_decide,
             "is_decider": is_decider,

@@ -3,7 +3,9 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -132,6 +134,24 @@ def test_request_page_shows_details_timeline_and_buttons_to_the_approver(
     assert response.status_code == 200
     assert "Timeline" in page and "Requested: activate" in page
     assert 'value="approve"' in page and 'value="deny"' in page
+
+
+def test_request_page_reads_the_settings_the_decisions_and_the_people_once(
+    pending, approver, client_for
+):
+    """Letting the approver in and offering the decision ask the same of the role's settings;
+    the timeline, the count of decisions and "you decided already" read the same decisions."""
+    client = client_for(approver)
+    client.get(detail_url(pending))  # the session's first request does its own bookkeeping
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(detail_url(pending)).status_code == 200
+
+    def reading(table: str) -> int:
+        return sum(f'FROM "{table}"' in q["sql"] for q in captured.captured_queries)
+
+    assert reading("assignments_rolepolicy") == 1
+    assert reading("approvals_approvaldecision") == 1
+    assert reading("pim_portal_user") == 2  # the viewer (the session's), then the people
 
 
 def test_request_page_shows_the_requester_no_buttons(pending, eligible_user, client_for):
