@@ -639,6 +639,10 @@ class RoleRequest(PrincipalMixin):
                 condition=Q(status="pending_approval"),
                 name="request_deadline_due",
             ),
+            # My requests: a user's requests, newest first, a page at a time.
+            models.Index(
+                fields=["principal_user", "created_at", "id"], name="request_principal_newest"
+            ),
         ]
 
     def __str__(self) -> str:
