@@ -122,6 +122,14 @@ def test_scope_filter_ignores_scopes_out_of_the_users_reach(erin, tree):
     assert len(entries(response)) == 2
 
 
+@pytest.mark.django_db(transaction=True)  # the kept menu is forgotten after commit
+def test_the_scope_menu_is_kept_until_an_assignment_is_written(erin, eligible_user, tree):
+    assert erin.get(MY_ROLES).context["scope_choices"] == [tree["sub"]]
+    assign(eligible_user, "Reader", scope=tree["other_sub"], kind=AssignmentKind.ELIGIBLE)
+    offered = erin.get(MY_ROLES + "?tab=active").context["scope_choices"]
+    assert set(offered) == {tree["sub"], tree["other_sub"]}
+
+
 def test_scope_filter_offers_the_users_own_scopes_and_the_one_chosen(erin, tree):
     plain = erin.get(MY_ROLES)
     chosen = erin.get(MY_ROLES + f"?scope={tree['vm'].pk}")
