@@ -5,16 +5,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('assignments', '0008_standing_access_index'),
-        ('auth', '0012_alter_user_first_name_max_length'),
+        ("assignments", "0008_standing_access_index"),
+        ("auth", "0012_alter_user_first_name_max_length"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='rolerequest',
-            index=models.Index(fields=['principal_user', 'created_at', 'id'], name='request_principal_newest'),
+            model_name="rolerequest",
+            index=models.Index(
+                fields=["principal_user", "created_at", "id"], name="request_principal_newest"
+            ),
         ),
     ]
