@@ -61,42 +61,54 @@ def reviews_visible(grants: authz.Grants, action: str = "view"):
     return reviews.filter(in_reach | ~Exists(resource_roles))
 
 
+_GROUP_IDS = "_pim_review_group_ids"  # where _group_ids keeps them on the user object
+
+
 def named_review_ids(user) -> set[int]:
-    """The reviews on which the user holds the review permission, directly or by a group."""
+    """The reviews on which the user holds the review permission, directly or by a group.
+
+    The user's groups first (a short list, kept on the user: `own_items` asks for them next),
+    and the groups' permissions only for a member of one: building a query costs a page
+    about half a millisecond, more than the database takes to answer it."""
     if user is None or not user.is_authenticated:
         return set()
-    direct = ReviewUserObjectPermission.objects.filter(
-        user=user, permission__codename=REVIEW_PERMISSION
-    ).values_list("content_object_id", flat=True)
-    by_group = ReviewGroupObjectPermission.objects.filter(
-        group__user=user, permission__codename=REVIEW_PERMISSION
-    ).values_list("content_object_id", flat=True)
-    return set(direct.union(by_group))
+    review = {"permission__codename": REVIEW_PERMISSION}
+    named = ReviewUserObjectPermission.objects.filter(user=user, **review)
+    named = named.values_list("content_object_id", flat=True)
+    groups = _group_ids(user)
+    if groups:
+        by_group = ReviewGroupObjectPermission.objects.filter(group_id__in=groups, **review)
+        named = named.union(by_group.values_list("content_object_id", flat=True))
+    return set(named)
 
 
 def _group_ids(user) -> list[int]:
     """The user's groups, read once per user object (a page asks up to three times)."""
     # A short list first: a correlated EXISTS per item made PostgreSQL test every one of
     # 16,000 items against the membership table.
-    if "_pim_review_group_ids" not in user.__dict__:
-        user.__dict__["_pim_review_group_ids"] = list(
+    if _GROUP_IDS not in user.__dict__:
+        user.__dict__[_GROUP_IDS] = list(
             Group.objects.filter(user=user).values_list("pk", flat=True)
         )
-    return user.__dict__["_pim_review_group_ids"]
+    return user.__dict__[_GROUP_IDS]
 
 
 def own_items(user) -> Q:
     """Items about the user: their own assignment, or their group's reviewed as a whole."""
-    groups = _group_ids(user)
-    return Q(principal_user=user) | Q(principal_user__isnull=True, principal_group__in=groups)
+    own = Q(principal_user=user)
+    if groups := _group_ids(user):  # (without a group, a condition less to build)
+        own |= Q(principal_user__isnull=True, principal_group__in=groups)
+    return own
 
 
 def _not_own(user, review_is_self: bool) -> Q:
     if review_is_self:
         return Q()
     # Never theirs to decide (De Morgan of own_items, as the filters read best).
-    groups = _group_ids(user)
-    return ~Q(principal_user=user) & ~Q(principal_user__isnull=True, principal_group__in=groups)
+    not_own = ~Q(principal_user=user)
+    if groups := _group_ids(user):
+        not_own &= ~Q(principal_user__isnull=True, principal_group__in=groups)
+    return not_own
 
 
 def decidable_condition(user, named: set[int]) -> Q:
@@ -112,7 +124,7 @@ def decidable_items(user, instance: ReviewInstance, named: set[int] | None = Non
     mine = Q(reviewer=user)
     if instance.review_id in named:
         mine |= Q(reviewer__isnull=True)
-    return instance.items.filter(mine).filter(_not_own(user, instance.review.is_self_review))
+    return instance.items.filter(mine, _not_own(user, instance.review.is_self_review))
 
 
 def is_reviewer(user, instance: ReviewInstance, named: set[int] | None = None) -> bool:
@@ -158,24 +170,35 @@ def require_manage(actor, review: AccessReview, grants: authz.Grants | None = No
 def instance_for_viewer(actor, instance_id, grants: authz.Grants | None = None):
     """(instance, may view the whole review, the user's review permission ids) for a reviewer
     or someone who may see the review; a 404 (audited) for anyone else."""
+    instance, sees_all, named = instance_in_reach(actor, instance_id, grants)
+    user = getattr(actor, "user", actor)
+    require_viewer(actor, instance_id, sees_all or is_reviewer(user, instance, named))
+    return instance, sees_all, named
+
+
+def instance_in_reach(actor, instance_id, grants: authz.Grants | None = None):
+    """(instance, may view the whole review, the user's review permission ids), a 404 (audited)
+    for an unknown id. Not a permission yet: who may not see the review is let in by
+    `require_viewer` only as a reviewer (`instance_for_viewer` asks both; the instance page
+    asks with what it reads of the reviewer's items anyway)."""
     grants = grants or authz.grants_for(actor)
     user = getattr(actor, "user", actor)
     pk = positive_int(instance_id)
-    instance = (
-        ReviewInstance.objects.select_related("review__scope")
-        .prefetch_related("review__roles")
-        .filter(pk=pk)
-        .first()
-        if pk
-        else None
-    )
+    instances = ReviewInstance.objects.select_related("review__scope")
+    try:
+        instance = instances.prefetch_related("review__roles").get(pk=pk) if pk else None
+    except ReviewInstance.DoesNotExist:
+        instance = None
     if instance is None:
         _missing(actor, f"view access review instance {instance_id}")
-    sees_all = may_view(grants, instance.review)
-    named = named_review_ids(user)
-    if not sees_all and not is_reviewer(user, instance, named):
+    return instance, may_view(grants, instance.review), named_review_ids(user)
+
+
+def require_viewer(actor, instance_id, sees_or_decides: bool) -> None:
+    """The 404 (audited) of one who may neither see an instance's review nor decides an item
+    of it."""
+    if not sees_or_decides:
         _missing(actor, f"view access review instance {instance_id}")
-    return instance, sees_all, named
 
 
 def items_of_reviewer(user, named: set[int]):

@@ -217,10 +217,11 @@ class ReviewItemQuerySet(models.QuerySet):
         return self.exclude(decision=Decision.NOT_REVIEWED)
 
     def with_related(self):
-        """What a page of items shows: role and scope joined; the group and the reviewer
-        fetched for the page's rows (a join of seven tables cost PostgreSQL several times
-        longer to plan than to run; the names of principals and deciders are on the item)."""
-        return self.select_related("role", "scope").prefetch_related("principal_group", "reviewer")
+        """What a page of items shows: the scope joined, the rest set from what the page read
+        already or in one query (`reviews.queries.attach_related`). A join of seven tables
+        cost PostgreSQL several times longer to plan than to run; the names of principals and
+        deciders are on the item."""
+        return self.select_related("scope")
 
 
 class ReviewItem(models.Model):

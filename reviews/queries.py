@@ -5,9 +5,11 @@ counts the services keep on the instance.
 """
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from assignments.models import Role
 from pim_portal.params import clean_text, positive_int
 from reviews import authz as review_authz
 from reviews.models import Decision, Recommendation, ReviewInstance, ReviewItem
@@ -134,20 +136,36 @@ def totals(instance: ReviewInstance, field: str) -> dict[str, int]:
     return found
 
 
-def reviewer_item_count(instance: ReviewInstance, user, named: set[int]) -> int:
-    """How many items the user decides (`review_authz.decidable_items`): the kept counts of
-    the items named to them (and to every reviewer, for a reviewer of the whole review), less
-    their own, which they never decide outside self-review (one query on the principal)."""
+def named_to(instance: ReviewInstance, user, named: set[int]) -> int:
+    """How many items are named to the user, from the kept counts: theirs, and every
+    reviewer's for a reviewer of the whole review (their own among them)."""
     whole_review = instance.review_id in named
-    total = sum(
+    return sum(
         row[-1]
         for row in item_counts(instance)
         if row[0] == user.pk or (whole_review and row[0] is None)
     )
+
+
+def decides_any(instance: ReviewInstance, user, named: set[int]) -> bool:
+    """Whether the user decides any of the instance's items, asked of one who sees every item
+    anyway, where it chooses between deciding and reading: no query when the kept counts name
+    no item to them, as they choose the instances of a reviewer's inbox."""
+    if not named_to(instance, user, named):
+        return False
+    return review_authz.decidable_items(user, instance, named).exists()
+
+
+def reviewer_item_count(instance: ReviewInstance, user, named: set[int]) -> int:
+    """How many items the user decides (`review_authz.decidable_items`): the kept counts of
+    the items named to them, less their own, which they never decide outside self-review
+    (one query on the principal)."""
+    total = named_to(instance, user, named)
     if instance.review.is_self_review:
         return total
+    whole_review = instance.review_id in named
     theirs = Q(reviewer=user) | Q(reviewer__isnull=True) if whole_review else Q(reviewer=user)
-    return total - instance.items.filter(theirs).filter(review_authz.own_items(user)).count()
+    return total - instance.items.filter(theirs, review_authz.own_items(user)).count()
 
 
 def instance_progress(instance: ReviewInstance, *, by_reviewer: bool = True) -> dict:
@@ -174,10 +192,11 @@ def _by_reviewer(instance: ReviewInstance) -> dict:
     """Items and decided items per reviewer, from the kept counts; the names come from one
     query for the few people found."""
     rows = item_counts(instance)
-    ids = {row[0] for row in rows} | {row[1] for row in rows}
-    names = dict(
-        get_user_model().objects.filter(pk__in=ids - {None}).values_list("pk", "display_name")
-    )
+    ids = ({row[0] for row in rows} | {row[1] for row in rows}) - {None}
+    names = {}
+    if ids:  # (none named and none decided yet: not even the query to build)
+        people = get_user_model().objects.filter(pk__in=ids)
+        names = dict(people.values_list("pk", "display_name"))
     by_reviewer: dict[str, list[int]] = {}
     for reviewer_id, decided_by_id, decision, _, n in rows:
         if reviewer_id:
@@ -199,6 +218,22 @@ def _by_reviewer(instance: ReviewInstance) -> dict:
 def item_people(instance: ReviewInstance) -> list[tuple[int, str]]:
     """(id, name) of everyone named on an item or who decided one, by name: one query."""
     return _by_reviewer(instance)["people"]
+
+
+def attach_related(items, review) -> None:
+    """Set what a page of items shows besides their scope (joined): the role, from the roles
+    of the review, read with it (they cannot change, and its items are of them), and the
+    group of each item held through one, from one query, none when no item is. A join of the
+    role, and a prefetch_related of the group even with nothing to fetch, cost a page more."""
+    roles = {role.pk: role for role in review.roles.all()}
+    if missing := {item.role_id for item in items} - roles.keys():
+        roles.update(Role.objects.in_bulk(missing))  # not expected, but one query if it were
+    wanted = {item.principal_group_id for item in items if item.via_group}
+    groups = Group.objects.in_bulk(wanted) if wanted else {}
+    for item in items:
+        item.role = roles[item.role_id]
+        if item.principal_group_id in groups:
+            item.principal_group = groups[item.principal_group_id]
 
 
 def review_instances(review):

@@ -1,8 +1,9 @@
 """Reviewing one occurrence of an access review: its items to decide, its results, their CSV
 export and applying them by hand.
 
-Every view loads the instance through reviews.authz.instance_for_viewer, so someone who is
-neither a reviewer of it nor allowed to see its review gets a 404 (audited) and ids do not leak.
+Every view loads the instance through reviews.authz.instance_for_viewer (the instance page
+through its two steps, instance_in_reach and require_viewer), so someone who is neither a
+reviewer of it nor allowed to see its review gets a 404 (audited) and ids do not leak.
 Decisions and applying go through reviews.services, which check the actor again at their door.
 """
 
@@ -20,6 +21,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from assignments import authz
+from assignments.queries import attach_people
 from assignments.views.export import _csv_cell, _Echo, _utc
 from audit import log as audit_log
 from pim_portal.pagination import CountedPaginator
@@ -113,14 +115,17 @@ def _filter_context(instance: ReviewInstance, people, filters: dict, words: dict
     }
 
 
-def _page(request, rows, count: int | None = None):
-    """A page of the rows; `count` when it is known already (every item, unfiltered)."""
+def _page(request, instance: ReviewInstance, rows, count: int | None = None):
+    """A page of the rows, read; `count` when it is known already (every item, unfiltered)."""
     shown = rows.with_related().order_by("principal_name", "pk")
     if count is None:
         paginator = Paginator(shown, PAGE_SIZE)
     else:
         paginator = CountedPaginator(shown, PAGE_SIZE, count)
-    return paginator.get_page(request.GET.get("page"))
+    page = paginator.get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    queries.attach_related(page.object_list, instance.review)
+    return page
 
 
 def _label_rows(page, instance: ReviewInstance) -> None:
@@ -138,11 +143,13 @@ def instance_detail(request, pk: int):
     """The items of an instance: a reviewer's to decide, or every item, read-only, for those
     who may see the review. Progress for everyone; progress by reviewer for those who see all."""
     grants = authz.request_grants(request)
-    instance, sees_all, named = review_authz.instance_for_viewer(request.user, pk, grants)
-    mine = review_authz.decidable_items(request.user, instance, named)
-    # The loader lets in someone who does not see the whole review only as a reviewer.
-    is_reviewer = mine.exists() if sees_all else True
-    rows = mine if is_reviewer else instance.items.all()
+    instance, sees_all, named = review_authz.instance_in_reach(request.user, pk, grants)
+    # Who may not see the whole review is let in only as a reviewer: see below.
+    is_reviewer = not sees_all or queries.decides_any(instance, request.user, named)
+    if is_reviewer:
+        rows = review_authz.decidable_items(request.user, instance, named)
+    else:
+        rows = instance.items.all()
     filters = queries.item_filters(request.GET)
     progress = queries.instance_progress(instance, by_reviewer=sees_all)
     known = None
@@ -152,8 +159,12 @@ def instance_detail(request, pk: int):
             if is_reviewer
             else progress["total"]
         )
-    page = _page(request, queries.filtered_items(rows, filters), known)
-    page.object_list = list(page.object_list)
+    page = _page(request, instance, queries.filtered_items(rows, filters), known)
+    if not sees_all:
+        # Rows on their page are items they decide; only an empty page asks whether any is.
+        review_authz.require_viewer(request.user, pk, bool(page.object_list) or rows.exists())
+    if not is_reviewer:  # the Reviewer column
+        attach_people(page.object_list, "reviewer")
     _label_rows(page, instance)
     now = timezone.now()
     is_open = instance.is_open(now)
@@ -284,8 +295,7 @@ def results(request, pk: int):
     filters = queries.item_filters(request.GET)
     decisions = _totals(instance, rows, sees_all, "decision", Decision.choices)
     known = sum(n for _, _, n in decisions) if sees_all and not filters else None
-    page = _page(request, queries.filtered_items(rows, filters), known)
-    page.object_list = list(page.object_list)
+    page = _page(request, instance, queries.filtered_items(rows, filters), known)
     _label_rows(page, instance)
     words = _decision_words(instance)
     review = instance.review

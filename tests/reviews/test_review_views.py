@@ -13,9 +13,17 @@ from django.urls import reverse
 
 from assignments.models import Assignment, AssignmentKind
 from reviews import services
-from reviews.models import ApplyResult, Decision, InstanceStatus, ReviewerType, ReviewItem
+from reviews.models import (
+    ApplyResult,
+    Decision,
+    GroupHandling,
+    InstanceStatus,
+    ReviewerType,
+    ReviewItem,
+)
 from tests.conftest import signed_in
-from tests.factories import assign, make_user, role
+from tests.factories import assign, make_group, make_user, role
+from tests.reviews.conftest import events
 
 pytestmark = pytest.mark.django_db
 
@@ -179,6 +187,103 @@ def test_the_instance_page_query_count_does_not_grow_with_items(tree, resource_o
     assert (few.items.count(), many.items.count()) == (3, 30)
     assert queries_for(approver, few) == queries_for(approver, many)
     assert queries_for(resource_owner, few) == queries_for(resource_owner, many)
+
+
+def test_the_query_count_does_not_grow_with_named_reviewers_and_group_members(
+    tree, resource_owner, approver, outsider
+):
+    """An administrator's page of a manager review of members of groups: the page's reviewers
+    and groups are read in one query each, however many rows show them."""
+
+    def queries_for(instance) -> int:
+        client = signed_in(resource_owner)
+        client.get(detail_url(instance))
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(detail_url(instance)).status_code == 200
+        return len(captured)
+
+    def manager_review_of(count: int, scope, name: str):
+        reports = members(count, prefix=f"{name.lower()}-report", scope=scope, manager=approver)
+        group = make_group(f"{name} team", *members(count, prefix=f"{name.lower()}-member"))
+        assign(group, "Contributor", scope=scope, kind=AssignmentKind.ELIGIBLE)
+        for report in reports:
+            report.groups.add(group)
+        return review_of(
+            resource_owner,
+            scope,
+            name=name,
+            reviewer_type=ReviewerType.MANAGER,
+            reviewer_users=[outsider],
+            group_handling=GroupHandling.MEMBERS,
+        )
+
+    few = manager_review_of(2, tree["sub"], "Few")
+    many = manager_review_of(12, tree["rg"], "Many")
+    assert few.items.filter(reviewer=approver, principal_group__isnull=False).exists()
+    assert many.items.count() > few.items.count()
+    assert queries_for(few) == queries_for(many)
+
+
+def test_the_rows_show_the_group_of_a_member_and_a_group_as_a_whole(tree, resource_owner, approver):
+    hana = make_user("hana", display_name="Hana")
+    group = make_group("Web & <Ops>", hana)
+    assign(group, "Contributor", scope=tree["sub"], kind=AssignmentKind.ELIGIBLE)
+    by_member = review_of(
+        resource_owner,
+        tree["sub"],
+        name="By member",
+        reviewer_users=[approver],
+        group_handling=GroupHandling.MEMBERS,
+    )
+    as_whole = review_of(resource_owner, tree["sub"], name="As a whole", reviewer_users=[approver])
+    client = signed_in(approver)
+    page = client.get(detail_url(by_member)).content.decode()
+    assert 'Hana <span class="small text-muted">via Web &amp; &lt;Ops&gt;</span>' in page
+    page = client.get(detail_url(as_whole)).content.decode()
+    assert 'Web &amp; &lt;Ops&gt; <span class="small text-muted">(group)</span>' in page
+
+
+def test_an_administrator_sees_who_reviews_each_item(tree, resource_owner, approver, outsider):
+    members(1, prefix="report", scope=tree["sub"], manager=approver)
+    members(1, prefix="loner", scope=tree["sub"])
+    instance = review_of(
+        resource_owner,
+        tree["sub"],
+        reviewer_type=ReviewerType.MANAGER,
+        reviewer_users=[outsider],  # the fallback, for Loner 000
+    )
+    page = signed_in(resource_owner).get(detail_url(instance)).content.decode()
+    assert '<th scope="col">Reviewer</th>' in page
+    assert '<td data-label="Reviewer">Alex Approver</td>' in page
+    assert (
+        '<td data-label="Reviewer"><span class="text-muted">The review\'s reviewers</span>' in page
+    )
+
+
+def test_an_administrator_whose_only_item_is_her_own_reads_the_page(tree, resource_owner):
+    """Named a reviewer by the kept counts, she decides none: her page asks the items."""
+    assign(resource_owner, "Contributor", scope=tree["sub"], kind=AssignmentKind.ELIGIBLE)
+    instance = review_of(resource_owner, tree["sub"], reviewer_users=[resource_owner])
+    assert list(instance.items.values_list("principal_user", flat=True)) == [resource_owner.pk]
+    page = signed_in(resource_owner).get(detail_url(instance)).content.decode()
+    assert "shown read-only" in page
+    assert 'name="item"' not in page
+    assert "Olivia Owner" in page
+
+
+def test_a_reviewer_whose_filter_matches_nothing_still_has_the_page(instance, approver):
+    response = signed_in(approver).get(detail_url(instance, "?q=nobody"))
+    assert response.status_code == 200
+    assert "No item matches these filters." in response.content.decode()
+
+
+def test_an_outsider_gets_an_audited_404_whatever_the_filters_and_page(instance, outsider):
+    client = signed_in(outsider)
+    for query in ("", "?q=nobody", "?page=2", "?decision=not_reviewed"):
+        assert client.get(detail_url(instance, query)).status_code == 404
+    refusals = events("pim.security.forbidden", actor=outsider)
+    assert refusals.count() == 4
+    assert all(f"instance {instance.pk}" in event.message for event in refusals)
 
 
 def test_the_pages_read_progress_from_the_kept_counts_not_the_items(tree, resource_owner, approver):
