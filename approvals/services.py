@@ -15,6 +15,8 @@ Every decision locks the request row, so two approvers, a double click, an appro
 cancel or the lapse end in exactly one outcome, one audit event per decision.
 """
 
+import hashlib
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
@@ -50,7 +52,7 @@ from approvals.authz import (
     require_may_decide,
 )
 from approvals.models import ApprovalDecision, Decision
-from assignments import authz, queries
+from assignments import authz, counts, queries
 from assignments import services as assignment_services
 from assignments.models import (
     AssignmentKind,
@@ -216,22 +218,80 @@ class InboxRow(NamedTuple):
     scope: int
     requester: int | None
     can_decide: bool
+    deadline: datetime | None
 
 
 def inbox_rows(requests) -> list[InboxRow]:
-    """Every request of `inbox_requests`, in its order, as five small columns: one query."""
-    columns = ("pk", "role_id", "scope_id", "requested_by_id", "can_decide")
+    """Every request of `inbox_requests`, in its order, as six small columns: one query."""
+    columns = ("pk", "role_id", "scope_id", "requested_by_id", "can_decide", "approval_deadline")
     return [InboxRow(*row) for row in requests.values_list(*columns)]
 
 
-def inbox_page(user, rows: list[InboxRow], grants: authz.Grants) -> list[InboxItem]:
+# Approve requests keeps each approver's rows. Reading them means evaluating the long condition
+# of what the user may decide (the role settings, who they name, the user's grants) over every
+# pending request: at 1,000 waiting, that and the menus' labels cost more than the rest of the
+# page. The rows change only with a write (of a request, a decision, role settings or their
+# approvers, a group membership: each moves counts.REQUESTS, at once and after commit), a change
+# of the user's grants (part of the key), or the clock passing the first approval deadline. A
+# kept list is used until then, or for PIM_APPROVALS_INBOX_SECONDS at most: with each process's
+# own cache (no CACHE_URL), a write made by another process is seen then. It never decides
+# access: deciding and cancelling check the request again.
+
+
+def _inbox_seconds() -> int:
+    return getattr(settings, "PIM_APPROVALS_INBOX_SECONDS", 30)
+
+
+@dataclass
+class KeptInbox:
+    rows: list[InboxRow]
+    token: str  # names these rows: what is drawn from them (the menus) is kept under it
+    next_change: datetime | None
+
+
+def _inbox_key(user, grants: authz.Grants) -> str:
+    held = hashlib.sha256(repr((grants.is_system, sorted(grants.pairs))).encode()).hexdigest()
+    return f"pim:approvals:inbox:{counts.REQUESTS.current()}:{user.pk}:{held[:32]}"
+
+
+def kept_inbox(user, grants: authz.Grants, now: datetime) -> KeptInbox:
+    """The rows of the user's inbox (`inbox_rows(inbox_requests(...))`), kept (see above)."""
+    key = _inbox_key(user, grants)
+    seconds = _inbox_seconds()
+    kept = cache.get(key) if seconds > 0 else None
+    if kept is not None and (kept.next_change is None or kept.next_change > now):
+        return kept
+    rows = inbox_rows(inbox_requests(user, grants, now))
+    deadlines = [row.deadline for row in rows if row.deadline is not None]
+    kept = KeptInbox(rows, f"{key}:{uuid.uuid4().hex}", min(deadlines, default=None))
+    if seconds > 0:
+        cache.set(key, kept, seconds)
+    return kept
+
+
+def kept_for_inbox(inbox: KeptInbox, name: str, compute):
+    """`compute()` (something drawn from the inbox's rows), kept as long as they are."""
+    seconds = _inbox_seconds()
+    if seconds <= 0:
+        return compute()
+    key = f"pim:approvals:drawn:{inbox.token}:{hashlib.sha256(name.encode()).hexdigest()[:32]}"
+    kept = cache.get(key)
+    if kept is None:
+        kept = compute()
+        cache.set(key, kept, seconds)
+    return kept
+
+
+def inbox_page(user, rows: list[InboxRow], grants: authz.Grants, now: datetime) -> list[InboxItem]:
     """The inbox items of some of its `rows` (a page), in their order. The rows were chosen by
-    `inbox_requests`' condition already: the requests are read by id, with only what a row
-    shows (the approvals so far, the user's own decision) computed for each."""
+    `inbox_requests`' condition already (and may have been kept): the requests still waiting
+    are read by id, with only what a row shows (the approvals so far, the user's own decision)
+    computed for each."""
     if not rows:
         return []
     requests = (
-        RoleRequest.objects.filter(pk__in=[row.pk for row in rows])
+        _pending_open(now)
+        .filter(pk__in=[row.pk for row in rows])
         .annotate(
             decided_by_me=Exists(_decided_by(user)),
             approval_count=_approvals_so_far(),

@@ -105,23 +105,26 @@ def inbox_filters(data) -> dict:
 def inbox(request):
     """Every pending request the viewer may decide, with filters and bulk decisions.
 
-    Filtering and paging are SQL, counting reads four columns of the inbox's requests: a
-    constant number of queries, whatever the rows.
+    Menus, counts and pages come from one read of the inbox's requests (kept), the page's
+    rows from one more: a constant number of queries, whatever the rows.
     """
     grants = authz.request_grants(request)
-    requests = services.inbox_requests(request.user, grants)
+    now = timezone.now()
     filters = inbox_filters(request.GET)
     filtered = any(value is not None for value in filters.values())
-    # One read of every request in the inbox (five small columns) gives the menus, the counts
-    # and the page's ids, in order; the page then reads its own 25 requests by id. Reading the
-    # inbox's condition once: it is long (the effective settings of every role), and asked
-    # again for a page it cost more to compile and run than the rows it found.
-    rows = services.inbox_rows(requests)
-    options = _menus(rows, filters)
+    # One read of every request in the inbox (six small columns) gives the menus, the counts
+    # and the page's ids, in order; the page then reads its own 25 requests by id. The rows
+    # and the menus drawn from them are kept until a request, a decision or role settings are
+    # written, or an approval deadline passes (services.kept_inbox).
+    inbox = services.kept_inbox(request.user, grants, now)
+    rows = inbox.rows
+    options = services.kept_for_inbox(
+        inbox, f"menus {sorted(filters.items())}", lambda: _menus(rows, filters)
+    )
     matching = _matching(rows, filters)
     decidable_count = sum(1 for row in matching if row.can_decide)
     page = Paginator(matching, PAGE_SIZE).get_page(request.GET.get("page"))
-    page.object_list = services.inbox_page(request.user, page.object_list, grants)
+    page.object_list = services.inbox_page(request.user, page.object_list, grants, now)
     if not filtered:
         request._approvals_inbox_count = decidable_count  # the badge
         services.badge_remember(request.user, decidable_count)
@@ -138,7 +141,7 @@ def inbox(request):
             "decidable_count": decidable_count,
             "bulk_limit": services.bulk_limit(),
             "bulk_result": request.session.pop(BULK_RESULT_KEY, None),
-            "now": timezone.now(),
+            "now": now,
         },
     )
 

@@ -42,26 +42,48 @@ def kept(key: str, now: datetime, count) -> dict:
     return counts
 
 
-def generation() -> str:
-    """A name for the assignments as they are: it changes after every committed write of
-    them, so whatever is kept under a key holding it is forgotten then (the dashboard keeps
-    its drawn insights so)."""
-    current = cache.get(GENERATION_KEY)
-    if current is None:
-        current = uuid.uuid4().hex
-        cache.add(GENERATION_KEY, current, None)
-        current = cache.get(GENERATION_KEY, current)
-    return current
+class Generation:
+    """A name for some rows as they are: it changes after every committed write of them, so
+    whatever is kept under a key holding it is forgotten then."""
+
+    def __init__(self, key: str):
+        self.key = key
+        # One bound method, so that a transaction queues it once however many rows it writes.
+        self.move = self._move
+
+    def current(self) -> str:
+        current = cache.get(self.key)
+        if current is None:
+            current = uuid.uuid4().hex
+            cache.add(self.key, current, None)
+            current = cache.get(self.key, current)
+        return current
+
+    def _move(self) -> None:
+        cache.set(self.key, uuid.uuid4().hex, None)
+
+    def move_after_commit(self, **kwargs) -> None:
+        """Moved once the current transaction commits (a receiver): once per transaction."""
+        connection = transaction.get_connection()
+        pending = connection.run_on_commit if connection.in_atomic_block else ()
+        if not any(callback is self.move for _, callback, _ in pending):
+            transaction.on_commit(self.move)
+
+    def move_now_and_after_commit(self, **kwargs) -> None:
+        """Moved at once, so that the writer's own next read in its transaction sees what it
+        wrote, and again at commit, so that what others kept meanwhile is forgotten too."""
+        self.move()
+        self.move_after_commit()
 
 
-def _new_generation() -> None:
-    cache.set(GENERATION_KEY, uuid.uuid4().hex, None)
+# The assignments (and group memberships): the dashboard keeps its drawn insights under it.
+ASSIGNMENTS = Generation(GENERATION_KEY)
+generation = ASSIGNMENTS.current
+# Every kept count is forgotten once the current transaction commits (a receiver).
+forget = ASSIGNMENTS.move_after_commit
+_new_generation = ASSIGNMENTS.move
 
-
-def forget(**kwargs) -> None:
-    """Every kept count is forgotten once the current transaction commits (a receiver): once
-    per transaction, however many assignments it writes."""
-    connection = transaction.get_connection()
-    pending = connection.run_on_commit if connection.in_atomic_block else ()
-    if not any(callback is _new_generation for _, callback, _ in pending):
-        transaction.on_commit(_new_generation)
+# Pending requests, their decisions, the role settings and who they name as approvers, and
+# group memberships: Approve requests keeps each approver's list under it
+# (approvals.services.kept_inbox).
+REQUESTS = Generation("pim:requests:generation")

@@ -13,6 +13,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
+from assignments import counts
 from assignments.choices import (  # noqa: F401 (re-exported: the models' vocabulary)
     ALLOWED_CHILDREN,
     MINIMUM_DURATION,
@@ -526,6 +527,19 @@ class RoleRequestQuerySet(models.QuerySet):
     """A request's state is read from the clock like an assignment's: a pending request past
     its approval deadline is lapsed at that second, and a scheduled one whose start has come is
     in force, whether or not a job has recorded it yet."""
+
+    # Writes that send no post_save still tell what keeps lists of requests (the inbox).
+    def update(self, **kwargs):
+        counts.REQUESTS.move_now_and_after_commit()
+        return super().update(**kwargs)
+
+    def bulk_create(self, objs, *args, **kwargs):
+        counts.REQUESTS.move_now_and_after_commit()
+        return super().bulk_create(objs, *args, **kwargs)
+
+    def bulk_update(self, objs, *args, **kwargs):
+        counts.REQUESTS.move_now_and_after_commit()
+        return super().bulk_update(objs, *args, **kwargs)
 
     def pending(self, at: datetime | None = None):
         """Waiting for approval and still decidable at `at` (now)."""

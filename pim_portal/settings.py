@@ -380,8 +380,10 @@ AUDIT_SCAN_WINDOW = env_int("AUDIT_SCAN_WINDOW", 100_000)
 PIM_DASHBOARD_COUNTS_SECONDS = env_int("DASHBOARD_COUNTS_SECONDS", 60)
 PIM_WEEKLY_DIGEST = env_bool("WEEKLY_DIGEST", True)
 # The Approve requests badge in the navigation keeps its count this long (0: count on every
-# page). The inbox itself always counts afresh.
+# page). The inbox itself keeps its list until a request, a decision or role settings are
+# written or an approval deadline passes, and this long at most (0: read on every load).
 PIM_APPROVALS_BADGE_SECONDS = env_int("APPROVALS_BADGE_SECONDS", 30)
+PIM_APPROVALS_INBOX_SECONDS = env_int("APPROVALS_INBOX_SECONDS", 30)
 # Security alerts: how often the scan runs (alerts/tasks.py).
 ALERT_SCAN_MINUTES = env_int("ALERT_SCAN_MINUTES", 5)
 

@@ -6,7 +6,7 @@ from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from assignments import authz
+from assignments import authz, counts
 from assignments.models import (
     Role,
     RolePolicy,
@@ -61,6 +61,7 @@ def _set_approvers(policy: RolePolicy, users: Iterable, groups: Iterable[Group])
         RolePolicyGroupObjectPermission(content_object=policy, group=g, permission=permission)
         for g in groups
     )
+    counts.REQUESTS.move_now_and_after_commit()  # bulk_create sends no post_save
 
 
 def policy_update(
