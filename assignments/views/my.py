@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, F, Q
+from django.db.models import Count, Exists, F, Min, OuterRef, Q
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -68,19 +68,33 @@ def _tab_querysets(user, now):
     }
 
 
-def _tab_counts(user, now, at_scope=None) -> dict[str, int]:
+def _tab_counts(user, now, at_scope=None) -> dict:
     """How many rows each tab of `_tab_querysets` holds, in one aggregate (the same
-    conditions, which a test keeps equal) instead of a COUNT per tab."""
+    conditions, which a test keeps equal) instead of a COUNT per tab, and `next_change`: the
+    first moment after `now` when a row leaves or joins a tab (an end passing, or an end
+    leaving the 30 days the Expired tab shows)."""
     mine = Assignment.objects.for_user(user)
     if at_scope is not None:
         mine = mine.filter(role__kind=RoleKind.RESOURCE).at_or_above(at_scope)
     not_ended = Q(end__isnull=True) | (Q(end__gt=now) & Q(end__gt=F("start")))
     expired = Q(end__lte=now, end__gte=now - EXPIRED_WINDOW) & ~Q(end=F("start"))
-    return mine.aggregate(
+    counts = mine.aggregate(
         eligible=Count("pk", filter=Q(kind=AssignmentKind.ELIGIBLE) & not_ended),
         active=Count("pk", filter=Q(kind=AssignmentKind.ACTIVE) & not_ended),
         expired=Count("pk", filter=expired),
+        next_end=Min("end", filter=Q(end__gt=now)),
+        first_expired=Min("end", filter=expired),
     )
+    leaves = counts.pop("first_expired")
+    changes = [counts.pop("next_end"), leaves + EXPIRED_WINDOW if leaves else None]
+    counts["next_change"] = min((moment for moment in changes if moment), default=None)
+    return counts
+
+
+def _kept_tab_counts(user, now, at_scope=None) -> dict:
+    """`_tab_counts`, kept (assignments.counts) until it changes or an assignment is written."""
+    key = f"my-tabs:{user.pk}:{at_scope.pk if at_scope else ''}"
+    return assignment_counts.kept(key, now, lambda: _tab_counts(user, now, at_scope))
 
 
 def _membership(assignment: Assignment, at: Scope | None) -> tuple[str, str]:
@@ -136,12 +150,12 @@ def _scope_filter(request, user):
     return choices, selected
 
 
-def _going_on(user, eligibles, now) -> tuple[dict, set]:
-    """What each eligible row already has going: its activation (the one at the eligible
-    scope itself if any, else the first), and the ids with an activation request waiting."""
+def _activations(user, eligibles, now) -> dict:
+    """The activation each eligible row already has going: the one at the eligible scope
+    itself if any, else the first."""
     ids = [a.pk for a in eligibles]
     if not ids:
-        return {}, set()
+        return {}
     scope_of = {a.pk: a.scope_id for a in eligibles}
     activations: dict = {}
     for activation in (
@@ -154,23 +168,27 @@ def _going_on(user, eligibles, now) -> tuple[dict, set]:
         eligible_id = activation.activated_from_id
         if eligible_id not in activations or activation.scope_id == scope_of[eligible_id]:
             activations[eligible_id] = activation
-    pending = set(
-        RoleRequest.objects.pending()
-        .filter(requested_by=user, action=RequestAction.SELF_ACTIVATE, target_assignment__in=ids)
-        .values_list("target_assignment_id", flat=True)
+    return activations
+
+
+def _with_pending(user, eligibles):
+    """Eligible rows annotated with `pending`: an activation request of the user's for it
+    waits for approval (a column of the page's own query rather than a query of its own)."""
+    waiting = RoleRequest.objects.pending().filter(
+        requested_by=user, action=RequestAction.SELF_ACTIVATE, target_assignment=OuterRef("pk")
     )
-    return activations, pending
+    return eligibles.annotate(pending=Exists(waiting))
 
 
 def _entries(user, assignments, tab: str, at_scope, now) -> list[dict]:
     """One row of My roles per assignment, with the actions authz allows on it."""
-    activations, pending = _going_on(user, assignments, now) if tab == "eligible" else ({}, set())
+    activations = _activations(user, assignments, now) if tab == "eligible" else {}
     provisioning = extensions.provisioning_statuses(assignments) if tab != "eligible" else {}
     entries = []
     for assignment in assignments:
         kind, text = _membership(assignment, at_scope)
         activation = activations.get(assignment.pk)
-        waiting = assignment.pk in pending
+        waiting = getattr(assignment, "pending", False)
         entries.append(
             {
                 "assignment": assignment,
@@ -203,7 +221,7 @@ def my_roles(request):
             key: qs.filter(role__kind=RoleKind.RESOURCE).at_or_above(at_scope)
             for key, qs in querysets.items()
         }
-    counts = _tab_counts(user, now, at_scope)
+    counts = _kept_tab_counts(user, now, at_scope)
     tabs = [(key, label, counts[key]) for key, label in TABS]
     # The viewer's own rows: role and scope joined, the group (and for an activation, the
     # eligible assignment and its group) fetched for the page (see AssignmentQuerySet.for_page).
@@ -212,6 +230,8 @@ def my_roles(request):
         .select_related("role", "scope")
         .prefetch_related("principal_group", "activated_from__principal_group")
     )
+    if tab == "eligible":
+        rows = _with_pending(user, rows)
     page = CountedPaginator(rows, PAGE_SIZE, counts[tab]).get_page(request.GET.get("page"))
 
     entries = _entries(user, page.object_list, tab, at_scope, now)

@@ -6,6 +6,8 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import time_machine
 from django.contrib.messages import get_messages
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from assignments import queries, services
@@ -887,5 +889,41 @@ def test_the_tab_counts_are_the_rows_each_tab_lists(tree, clock):
                 for key, qs in querysets.items()
             }
         expected = {key: qs.count() for key, qs in querysets.items()}
-        assert _tab_counts(user, T0, at_scope) == expected
+        counted = _tab_counts(user, T0, at_scope)
+        assert {key: counted[key] for key in expected} == expected
         assert all(expected.values()), expected  # every tab has rows to count
+        # The first change: the activation's end (before any ended row leaves Expired).
+        assert counted["next_change"] == T0 + timedelta(hours=1)
+
+
+def test_the_tab_counts_change_next_when_an_ended_row_leaves_the_expired_tab(tree, clock):
+    from assignments.views.my import _tab_counts
+
+    user = make_user("counted")
+    assign(user, "Reader", kind=AssignmentKind.ELIGIBLE, permanent=True)
+    assign(user, "Reader", start=T0 - timedelta(days=3), end=T0 - timedelta(days=1))
+    counted = _tab_counts(user, T0)
+    assert (counted["eligible"], counted["expired"]) == (1, 1)
+    assert counted["next_change"] == T0 + timedelta(days=29)
+    later = _tab_counts(user, T0 + timedelta(days=29, seconds=1))
+    assert later["expired"] == 0 and later["next_change"] is None
+
+
+def test_my_roles_keeps_its_tab_counts_until_a_row_changes_tab(tree, clock, client_for, settings):
+    settings.PIM_ASSIGNMENT_COUNTS_SECONDS = 3600  # the end, not the cache's time, decides
+    user = make_user("counted")
+    assign(user, "Reader", kind=AssignmentKind.ELIGIBLE, permanent=True)
+    assign(user, "Reader", end=T0 + timedelta(minutes=10))
+    client = client_for(user)
+
+    def tabs_and_counting():
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(reverse("assignments:my_roles"))
+        counted = sum('COUNT("assignments_assignment"."id") FILTER' in q["sql"] for q in queries)
+        return [count for _, _, count in response.context["tabs"]], counted
+
+    assert tabs_and_counting() == ([1, 1, 0], 1)
+    clock.move_to(T0 + timedelta(minutes=9))
+    assert tabs_and_counting() == ([1, 1, 0], 0)  # kept: nothing ends before
+    clock.move_to(T0 + timedelta(minutes=10, seconds=1))
+    assert tabs_and_counting() == ([1, 0, 1], 1)  # the activation ended: counted again
